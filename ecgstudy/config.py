@@ -1,0 +1,219 @@
+"""Typed, validated study parameters.
+
+``params.yaml`` has one section per stage plus shared sections (``seed``, ``data``). Each section is
+parsed into the dataclass that the stage's module declares (see :data:`SECTIONS`); unknown or mistyped
+keys fail at once with a :class:`ConfigError` that names the key and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from ecgstudy.paths import repo_root
+
+T = TypeVar("T")
+
+#: params.yaml section -> "module:DataclassName" holding its typed schema (imported lazily).
+SECTIONS: dict[str, str] = {
+    "data": "ecgstudy.config:DataConfig",
+    "simulate": "ecgstudy.simulate:SimulateConfig",
+    "curate": "ecgstudy.curate:CurateConfig",
+    "pretrain": "ecgstudy.pretrain:PretrainConfig",
+    "finetune": "ecgstudy.finetune:FinetuneConfig",
+    "transfer": "ecgstudy.transfer:TransferConfig",
+    "latent": "ecgstudy.latent:LatentConfig",
+    "saliency": "ecgstudy.saliency:SaliencyConfig",
+    "report": "ecgstudy.report:ReportConfig",
+}
+#: Top-level scalar keys of params.yaml.
+SCALARS: dict[str, type] = {"seed": int}
+#: The params.yaml sections each stage reads (dvc.yaml lists the same under the stage's ``params:``).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "curate": ("seed", "data", "simulate", "curate"),
+    "pretrain": ("seed", "data", "pretrain"),
+    "finetune": ("seed", "data", "finetune"),
+    "transfer": ("seed", "data", "transfer"),
+    "latent": ("seed", "data", "latent"),
+    "saliency": ("seed", "data", "saliency"),
+    "report": ("report",),
+}
+
+
+class ConfigError(ValueError):
+    """A params.yaml problem: names the section and key, and what is valid."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the raw data comes from and where the curated stores go."""
+
+    source: str = "simulated"  # simulated | ptbxl: reader used by the curate stage
+    root: str = "data/raw/ptbxl"  # raw dataset folder (ignored for the simulated source)
+    curated: str = "data/curated"  # curate stage output: stores main/ and rare/ (+ raw/ when simulated)
+
+
+def schema(section: str) -> type:
+    """The dataclass declared for a params.yaml section."""
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown params.yaml section {section!r}; valid sections: {sorted(SECTIONS)}")
+    module, name = SECTIONS[section].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Check (and gently coerce int->float, list->tuple) ``value`` against annotation ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in args:
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: {value!r} does not match {tp}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected null, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {list(value)!r}")
+            items = [_check_type(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_check_type(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        ktp, vtp = args if args else (Any, Any)
+        return {
+            _check_type(k, ktp, where): _check_type(v, vtp, f"{where}.{k}") for k, v in value.items()
+        }
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got boolean {value!r}")
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, strictly.
+
+    Unknown keys raise :class:`ConfigError` naming the key and the valid ones; values are type-checked
+    against the annotations; keys left out take the dataclass defaults.
+    """
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(repr(f'{where}.{k}') for k in unknown)}; "
+            f"valid keys of {where!r}: {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing required key(s) {missing}")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    return obj
+
+
+def load_params(path: str | Path | None = None) -> dict[str, Any]:
+    """Read params.yaml (default: the repository's) and check its top-level keys."""
+    path = Path(path) if path else repo_root() / "params.yaml"
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"params file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    valid = set(SECTIONS) | set(SCALARS)
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; valid keys: {sorted(valid)}")
+    for key, tp in SCALARS.items():
+        if key in params:
+            _check_type(params[key], tp, key)
+    return params
+
+
+def section(name: str, values: dict[str, Any] | None = None, params_file: str | Path | None = None):
+    """Typed config of one section: from ``values`` if given, else read from params.yaml."""
+    if values is None:
+        values = load_params(params_file).get(name, {})
+    return from_dict(schema(name), values, name)
+
+
+def validate_all(params: dict[str, Any]) -> None:
+    """Parse every section present in ``params`` (fail fast on any mistyped key)."""
+    for name in SECTIONS:
+        if name in params:
+            from_dict(schema(name), params[name], name)
+
+
+def stage_sections(stage: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``params`` that ``stage`` reads (what the runner injects into its notebook)."""
+    if stage not in STAGE_SECTIONS:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {list(STAGE_SECTIONS)}")
+    return {name: params[name] for name in STAGE_SECTIONS[stage] if name in params}
+
+
+def stage_config(stage: str, injected: dict[str, Any] | None = None) -> types.SimpleNamespace:
+    """Typed configuration of one stage, as its notebook uses it.
+
+    ``injected`` is what the runner passed (the stage's sections of params.yaml); when empty (the
+    notebook opened interactively in JupyterLab) the sections are read from the repository's params.yaml.
+    Returns a namespace with ``seed`` (int) and one typed dataclass per section, e.g. ``cfg.finetune``.
+    """
+    if not injected:
+        injected = stage_sections(stage, load_params())
+    unknown = sorted(set(injected) - set(STAGE_SECTIONS[stage]))
+    if unknown:
+        raise ConfigError(f"stage {stage!r} does not read section(s) {unknown}")
+    out = types.SimpleNamespace()
+    for name in STAGE_SECTIONS[stage]:
+        if name in SCALARS:
+            if name not in injected:
+                raise ConfigError(f"params.yaml: missing top-level key {name!r} (needed by stage {stage!r})")
+            setattr(out, name, _check_type(injected[name], SCALARS[name], name))
+        else:
+            setattr(out, name, from_dict(schema(name), injected.get(name, {}), name))
+    return out

@@ -1,0 +1,8 @@
+"""Figures of the study, one producer per figure, grouped by topic.
+
+- :mod:`ecgstudy.plots.ecg`: 12-lead ECG drawings (per-condition gallery, saliency overlays)
+- :mod:`ecgstudy.plots.training`: loss curves, label-efficiency curves, transfer comparisons
+- :mod:`ecgstudy.plots.latent`: UMAP scatter plots
+
+Every function takes data and a path, draws with the non-interactive ``agg`` backend and returns the path.
+"""
