@@ -136,6 +136,11 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
             f"valid keys of {where!r}: {sorted(fields)}"
         )
     hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        default = _default(fields[name])
+        if isinstance(value, dict) and dataclasses.is_dataclass(default):
+            # a partial nested mapping overrides the field's own default, key by key
+            values[name] = {**_shallow_dict(default), **value}
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
     missing = [
         n
@@ -151,6 +156,34 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
             validate()
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
+    return obj
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _shallow_dict(obj: Any) -> dict[str, Any]:
+    """Field values of a dataclass instance, nested dataclasses turned into mappings."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = _shallow_dict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def to_dict(obj: Any) -> Any:
+    """A config dataclass as plain YAML-ready data (tuples become lists), for dumping and checkpoints."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
     return obj
 
 

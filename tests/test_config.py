@@ -106,3 +106,19 @@ def test_every_stage_section_is_declared_in_dvc_yaml():
     for stage, sections in config.STAGE_SECTIONS.items():
         assert set(stages[stage]["params"]) == set(sections), stage
         assert stages[stage]["cmd"] == f"python -m ecgstudy.run_notebook {stage}"
+
+
+@dataclass(frozen=True)
+class Outer:
+    inner: Inner = field(default_factory=lambda: Inner(lo=1.0, hi=20.0))
+
+
+def test_partial_nested_mapping_keeps_the_fields_own_defaults():
+    outer = config.from_dict(Outer, {"inner": {"hi": 30}}, "outer")
+    assert outer.inner == Inner(lo=1.0, hi=30.0)
+
+
+def test_to_dict_round_trips():
+    toy = config.from_dict(Toy, {"fractions": [0.5], "inner": {"hi": 30}}, "toy")
+    assert config.from_dict(Toy, config.to_dict(toy), "toy") == toy
+    assert yaml.safe_load(yaml.safe_dump(config.to_dict(toy))) == config.to_dict(toy)

@@ -1,0 +1,122 @@
+"""Training figures: pretraining loss curves, label-efficiency curves, rare-disease transfer comparison.
+
+Each function takes a table (as returned by the stage functions), writes one PNG and returns its path.
+Figures are built with :class:`matplotlib.figure.Figure` directly (agg canvas, no pyplot state).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+#: Fixed colour per strategy, the same in every figure.
+STRATEGY_COLOURS: dict[str, str] = {
+    "pretrained": "#1565c0",
+    "linear_probe": "#64b5f6",
+    "scratch": "#c62828",
+    "random_probe": "#9e9e9e",
+    "foundation": "#1565c0",
+    "foundation_probe": "#64b5f6",
+}
+_DPI = 130
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    return path
+
+
+def loss_curves(history: pd.DataFrame, path: str | Path, title: str = "Pretraining") -> Path:
+    """Train / validation loss per epoch (left) and contrastive top-1 accuracy when present (right).
+
+    Parameters
+    ----------
+    history
+        Rows of :func:`ecgstudy.train.fit`: ``epoch``, ``train_loss``, optional ``val_loss``, ``top1``,
+        ``val_top1``.
+    """
+    panels = [("loss", "train_loss", "val_loss")]
+    if "top1" in history:
+        panels.append(("top-1 positive found", "top1", "val_top1"))
+    fig = Figure(figsize=(4.2 * len(panels), 3.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (label, train_key, val_key) in zip(axes, panels):
+        ax.plot(history["epoch"], history[train_key], "o-", ms=3, label="train")
+        if val_key in history and history[val_key].notna().any():
+            ok = history[val_key].notna()
+            ax.plot(history.loc[ok, "epoch"], history.loc[ok, val_key], "s-", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def label_efficiency(results: pd.DataFrame, path: str | Path, metric: str = "auroc") -> Path:
+    """Macro ``metric`` vs fraction of training labels, one line per strategy with its CI band.
+
+    Parameters
+    ----------
+    results
+        :attr:`ecgstudy.finetune.FinetuneResult.results`: strategy, fraction, split, ``metric``,
+        ``metric``_low, ``metric``_high; one panel per split.
+    """
+    splits = list(dict.fromkeys(results["split"]))
+    fig = Figure(figsize=(4.4 * len(splits), 3.6))
+    axes = fig.subplots(1, len(splits), squeeze=False, sharey=True)[0]
+    for ax, split in zip(axes, splits):
+        part = results[results["split"] == split]
+        for strategy, rows in part.groupby("strategy", sort=False):
+            rows = rows.sort_values("fraction")
+            colour = STRATEGY_COLOURS.get(strategy)
+            ax.plot(rows["fraction"] * 100, rows[metric], "o-", color=colour, label=strategy.replace("_", " "))
+            ax.fill_between(rows["fraction"] * 100, rows[f"{metric}_low"], rows[f"{metric}_high"], color=colour, alpha=0.15)
+        ax.set_xscale("log")
+        fractions = sorted(part["fraction"].unique())
+        ax.set_xticks([f * 100 for f in fractions], [f"{f * 100:g}%" for f in fractions])
+        ax.minorticks_off()
+        ax.set_xlabel("training labels used (patients of the train split)")
+        ax.set_title(f"{split} split")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"macro {metric.upper()} (95% bootstrap CI)" if metric == "auroc" else f"macro {metric.upper()}")
+    axes[-1].legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+
+
+def transfer_comparison(results: pd.DataFrame, path: str | Path) -> Path:
+    """Rare-disease AUROC vs number of training cases, per condition and strategy, with CI error bars.
+
+    Parameters
+    ----------
+    results
+        :attr:`ecgstudy.transfer.TransferResult.results`: condition, n_cases, strategy, auroc,
+        auroc_low, auroc_high.
+    """
+    conditions = list(dict.fromkeys(results["condition"]))
+    strategies = list(dict.fromkeys(results["strategy"]))
+    fig = Figure(figsize=(3.8 * len(conditions), 3.6))
+    axes = fig.subplots(1, len(conditions), squeeze=False, sharey=True)[0]
+    width = 0.8 / max(len(strategies), 1)
+    for ax, condition in zip(axes, conditions):
+        part = results[results["condition"] == condition]
+        sizes = sorted(part["n_cases"].unique())
+        for j, strategy in enumerate(strategies):
+            rows = part[part["strategy"] == strategy].set_index("n_cases").reindex(sizes)
+            x = np.arange(len(sizes)) + (j - (len(strategies) - 1) / 2) * width
+            err = np.vstack([rows["auroc"] - rows["auroc_low"], rows["auroc_high"] - rows["auroc"]])
+            ax.errorbar(x, rows["auroc"], yerr=err, fmt="o", capsize=3, color=STRATEGY_COLOURS.get(strategy),
+                        label=strategy.replace("_", " "))
+        ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
+        ax.set_xticks(np.arange(len(sizes)), [str(s) for s in sizes])
+        ax.set_xlabel("training cases")
+        ax.set_title(condition)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("test AUROC (95% bootstrap CI)")
+    axes[-1].legend(frameon=False, fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,267 @@
+"""Patients and the physiology of one recording.
+
+A :class:`Patient` carries stable traits (age, sex, body size, heart orientation, wave amplitudes and
+intervals) drawn once from published adult normal ranges; every recording of that patient starts from
+the same traits, so records of one patient resemble each other (what patient-level splits guard
+against). A :class:`Physiology` is the mutable description of one recording: rhythm parameters and the
+wave components of one beat (P relative to the P onset; QRS, ST and T relative to the QRS onset), which
+the conditions in :mod:`ecgstudy.simulate.conditions` then modify.
+
+Normal ranges (sources in SOURCES.md): heart rate, PR, P, QRS, QTc and frontal axis by age and sex from
+Mason et al. 2007 and Rijnbeek et al. 2014; QT rate dependence by the Framingham linear formula
+(Sagie et al. 1992); respiratory sinus arrhythmia and its decline with age from the HRV standards
+(Task Force 1996) and Umetani et al. 1998; Frank VCG loop directions from Draper et al. 1964.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ecgstudy.simulate.waves import PART_P, PART_QRS, PART_T, EXTENT, Waves
+
+FRAMINGHAM_SLOPE_S = 0.154  # QT = QTc - 0.154 (1 - RR), s (Sagie et al. 1992)
+
+# Canonical normal beat in the heart's own frame (before the patient's orientation), Frank axes.
+# QRS lobes: (centre, sigma) as fractions of the QRS duration, and direction * magnitude in mV.
+_QRS_CENTRES = np.array([0.17, 0.43, 0.62, 0.80])
+_QRS_SIGMAS = np.array([0.065, 0.10, 0.09, 0.07])
+_QRS_VECTORS = np.array(
+    [
+        [-0.25, 0.05, -0.35],  # septal: rightward and anterior (q in I/V6, r in V1)
+        [1.00, 0.75, -0.12],  # apical/free wall: leftward and inferior (R in II, V4-V6)
+        [0.50, 0.05, 0.95],  # basal posterior (S in V1-V3)
+        [-0.35, -0.45, 0.55],  # terminal basal: rightward, superior, posterior (s in II, I)
+    ]
+) * np.array([[0.55], [1.25], [0.95], [0.45]])
+# P lobes (right then left atrium): centres/sigma as fractions of the P duration.
+_P_CENTRES = np.array([0.35, 0.62])
+_P_SIGMA = 0.14
+_P_VECTORS = np.array([[0.30, 0.60, -0.20], [0.45, 0.35, 0.35]]) * np.array([[0.20], [0.14]])
+# T: one asymmetric lobe (slow upstroke, faster downstroke), sigmas in s at QT = 0.41 s.
+_T_VECTOR = np.array([0.75, 0.55, -0.50]) * 0.42
+_T_SIGMA_LEFT, _T_SIGMA_RIGHT = 0.058, 0.036
+_QT_REF = 0.41
+
+
+def truncated_normal(rng: np.random.Generator, mean: float, sd: float, lo: float, hi: float) -> float:
+    """One draw of N(mean, sd) restricted to [lo, hi] (rejection, then clipping as a last resort)."""
+    for _ in range(64):
+        x = rng.normal(mean, sd)
+        if lo <= x <= hi:
+            return float(x)
+    return float(np.clip(mean, lo, hi))
+
+
+@dataclass(frozen=True)
+class Morphology:
+    """A patient's stable ECG traits (in the absence of disease)."""
+
+    hr_bpm: float  # resting sinus rate
+    axis_deg: float  # frontal QRS axis
+    horizontal_deg: float  # rotation of the heart in the horizontal plane (moves the R/S transition)
+    qrs_amp: float  # QRS magnitude factor (body habitus, sex, age)
+    t_amp: float  # T magnitude factor
+    p_amp: float  # P magnitude factor
+    qrs_ms: float  # QRS duration
+    pr_ms: float  # PR interval (P onset to QRS onset)
+    p_ms: float  # P duration
+    qtc_ms: float  # Framingham-corrected QT
+    rsa: float  # respiratory sinus arrhythmia, fractional RR modulation
+    shape_seed: int  # seeds the patient's own small deviations of every wave lobe
+
+
+@dataclass(frozen=True)
+class Patient:
+    """One simulated person."""
+
+    patient_id: int
+    age: float  # years, at the first recording
+    sex: int  # 0 male, 1 female (PTB-XL coding)
+    height_cm: float
+    weight_kg: float
+    site: int  # index into the cohort's sites
+    morphology: Morphology
+
+    @property
+    def bmi(self) -> float:
+        return self.weight_kg / (self.height_cm / 100.0) ** 2
+
+
+def sample_patient(
+    rng: np.random.Generator,
+    patient_id: int = 0,
+    site: int = 0,
+    age_mean: float = 62.0,
+    age_sd: float = 17.0,
+    female_frac: float = 0.48,
+    age: float | None = None,
+    sex: int | None = None,
+) -> Patient:
+    """Draw a patient; ``age``/``sex`` fix those traits when given."""
+    if sex is None:
+        sex = int(rng.random() < female_frac)
+    if age is None:
+        age = truncated_normal(rng, age_mean, age_sd, 18.0, 95.0)
+    female = sex == 1
+    height = truncated_normal(rng, 163.0 if female else 176.0, 6.5 if female else 7.0, 145.0, 205.0)
+    bmi = truncated_normal(rng, 27.0, 4.5, 17.0, 45.0)
+    weight = bmi * (height / 100.0) ** 2
+    qrs_amp = float(
+        np.exp(rng.normal(0.0, 0.18))
+        * (0.92 if female else 1.08)
+        * (1.0 + 0.005 * (45.0 - age))
+        * (1.0 - 0.02 * (bmi - 26.0))
+    )
+    morph = Morphology(
+        hr_bpm=truncated_normal(rng, 71.0 + 3.0 * female - 0.05 * (age - 50.0), 9.0, 50.0, 105.0),
+        axis_deg=truncated_normal(rng, 58.0 - 0.45 * (age - 20.0), 22.0, -25.0, 95.0),
+        horizontal_deg=float(rng.normal(0.0, 12.0)),
+        qrs_amp=float(np.clip(qrs_amp, 0.45, 2.2)),
+        t_amp=float(np.exp(rng.normal(0.0, 0.2)) * (0.85 if female else 1.0)),
+        p_amp=float(np.exp(rng.normal(0.0, 0.2))),
+        qrs_ms=truncated_normal(rng, 87.0 if female else 94.0, 7.0, 72.0, 106.0),
+        pr_ms=truncated_normal(rng, 152.0 + 0.25 * (age - 50.0), 17.0, 120.0, 198.0),
+        p_ms=truncated_normal(rng, 100.0, 9.0, 78.0, 116.0),
+        qtc_ms=truncated_normal(rng, 417.0 if female else 407.0, 15.0, 370.0, 457.0 if female else 447.0),
+        rsa=float(np.clip(rng.lognormal(np.log(0.05 * np.exp(-(age - 20.0) / 45.0)), 0.35), 0.004, 0.12)),
+        shape_seed=int(rng.integers(2**31)),
+    )
+    return Patient(patient_id, float(age), int(sex), float(height), float(weight), int(site), morph)
+
+
+def aged(patient: Patient, years: float) -> Patient:
+    """The same patient ``years`` later (the traits stay; age moves)."""
+    return Patient(
+        patient.patient_id, patient.age + years, patient.sex, patient.height_cm, patient.weight_kg,
+        patient.site, patient.morphology,
+    )
+
+
+@dataclass
+class Physiology:
+    """What one recording's heart does: rhythm and the wave components of one beat.
+
+    ``p`` is relative to the P onset; ``qrs`` and ``t`` (ST and T components) are relative to the QRS
+    onset, the T placed for RR = 1 s (QT = QTc); beats at other RR shift it by the Framingham relation.
+    Dipole amplitudes are in the heart's canonical frame until :func:`orient` applies the patient's
+    orientation (``oriented`` then becomes True).
+    """
+
+    rhythm: str  # sinus | afib | aflt | paced
+    hr_bpm: float  # mean ventricular rate intended
+    pr_s: float  # P onset to QRS onset (sinus beats)
+    qtc_s: float  # Framingham-corrected QT
+    p: Waves
+    qrs: Waves
+    t: Waves
+    axis_deg: float  # the patient's frontal QRS axis (whole heart orientation)
+    horizontal_deg: float
+    qrs_axis_target: float | None = None  # a condition's frontal QRS axis (rotates the QRS only)
+    rsa: float = 0.03  # respiratory modulation of RR, fraction
+    resp_hz: float = 0.25  # breathing rate
+    lf: float = 0.01  # Mayer-wave (0.1 Hz) modulation of RR, fraction
+    rr_jitter: float = 0.01  # beat-to-beat RR noise, fraction
+    n_pvc: int = 0  # premature ventricular complexes in the 10 s
+    n_pac: int = 0  # premature atrial complexes in the 10 s
+    pvc: Waves | None = None  # PVC QRS+ST-T (relative to its onset), set by the PVC condition
+    pac_p: Waves | None = None  # ectopic P of a PAC (relative to its onset)
+    pac_coupling: float = 0.7  # PAC prematurity, fraction of the RR
+    pvc_coupling: float = 0.6  # PVC prematurity, fraction of the RR
+    atrial: dict = field(default_factory=dict)  # AF f-wave / flutter-wave parameters
+    pacing: dict = field(default_factory=dict)  # pacemaker parameters
+    oriented: bool = False
+    dower: np.ndarray | None = None  # this recording's lead transfer matrix (8 x 3); None = standard Dower
+    notes: dict = field(default_factory=dict)  # per-condition details needed for masks/ground truth
+
+    @property
+    def rr_s(self) -> float:
+        return 60.0 / self.hr_bpm
+
+    def qt_at(self, rr_s: float | np.ndarray) -> float | np.ndarray:
+        """QT (s) at a preceding RR (s): Framingham, QT = QTc - 0.154 (1 - RR)."""
+        return self.qtc_s - FRAMINGHAM_SLOPE_S * (1.0 - np.asarray(rr_s))
+
+    def qrs_duration_s(self) -> float:
+        on, off = self.qrs.onset_offset(PART_QRS)
+        return off - on
+
+    def qt_ref_s(self) -> float:
+        """QT of the template (RR = 1 s): QRS onset to the latest T offset."""
+        on, _ = self.qrs.onset_offset(PART_QRS)
+        _, t_off = self.t.onset_offset(PART_T)
+        return t_off - on
+
+
+def _jitter(rng: np.random.Generator, vectors: np.ndarray, rel_sd: float) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors + rel_sd * norms * rng.standard_normal(vectors.shape)
+
+
+def normal_p(p_s: float, amp: float, rng: np.random.Generator) -> Waves:
+    """Sinus P wave of duration ``p_s`` (s), relative to its onset: right then left atrial lobe."""
+    sigma = _P_SIGMA * p_s
+    centres = _P_CENTRES * p_s + rng.normal(0.0, 0.01, 2) * p_s
+    centres = np.clip(centres, EXTENT * sigma, p_s - EXTENT * sigma)
+    return Waves.lobes(centres, sigma, sigma, amp * _jitter(rng, _P_VECTORS, 0.12), PART_P)
+
+
+def normal_qrs(qrs_s: float, amp: float, rng: np.random.Generator) -> Waves:
+    """Narrow QRS of duration ``qrs_s`` (s), relative to its onset: septal, apical, basal, terminal lobes."""
+    sigmas = _QRS_SIGMAS * qrs_s * np.exp(rng.normal(0.0, 0.06, 4))
+    centres = _QRS_CENTRES * qrs_s + rng.normal(0.0, 0.015, 4) * qrs_s
+    vectors = amp * _jitter(rng, _QRS_VECTORS, 0.15)
+    waves = Waves.lobes(centres, sigmas, sigmas, vectors, PART_QRS)
+    return fit_span(waves, PART_QRS, 0.0, qrs_s)
+
+
+def normal_t(qt_s: float, amp: float, rng: np.random.Generator) -> Waves:
+    """T wave ending at ``qt_s`` after the QRS onset (s)."""
+    stretch = qt_s / _QT_REF
+    sl, sr = _T_SIGMA_LEFT * stretch, _T_SIGMA_RIGHT * stretch
+    vector = amp * _jitter(rng, _T_VECTOR[None], 0.15)[0]
+    return Waves.lobes([qt_s - EXTENT * sr], sl, sr, vector[None], PART_T)
+
+
+def fit_span(waves: Waves, part: int, start: float, end: float) -> Waves:
+    """Shift and scale the timing of ``part``'s lobes so they span exactly [start, end] (s)."""
+    on, off = waves.onset_offset(part)
+    if not np.isfinite(on) or off <= on:
+        return waves
+    k = (end - start) / (off - on)
+    out = waves.copy()
+    sel = out.part == part
+    out.t[sel] = start + (out.t[sel] - on) * k
+    out.sl[sel] *= k
+    out.sr[sel] *= k
+    out.width[sel] *= k
+    return out
+
+
+def baseline_physiology(rng: np.random.Generator, patient: Patient) -> Physiology:
+    """A healthy recording of ``patient``: sinus rhythm and the patient's own normal waves.
+
+    Day-to-day variation around the patient's traits: heart rate +-5 bpm, breathing 12-20 /min.
+    The wave shapes come from the patient's ``shape_seed`` (identical across the patient's records).
+    """
+    m = patient.morphology
+    shape_rng = np.random.default_rng(m.shape_seed)
+    p = normal_p(m.p_ms / 1000.0, m.p_amp, shape_rng)
+    qrs = normal_qrs(m.qrs_ms / 1000.0, m.qrs_amp, shape_rng)
+    t = normal_t(m.qtc_ms / 1000.0, m.t_amp, shape_rng)
+    return Physiology(
+        rhythm="sinus",
+        hr_bpm=truncated_normal(rng, m.hr_bpm, 5.0, 60.5, 99.5),
+        pr_s=m.pr_ms / 1000.0,
+        qtc_s=m.qtc_ms / 1000.0,
+        p=p,
+        qrs=qrs,
+        t=t,
+        axis_deg=m.axis_deg,
+        horizontal_deg=m.horizontal_deg,
+        rsa=m.rsa,
+        resp_hz=float(rng.uniform(0.2, 0.33)),
+        lf=float(rng.uniform(0.003, 0.015)),
+        rr_jitter=float(rng.uniform(0.004, 0.012)),
+    )

@@ -1,0 +1,145 @@
+"""Fine-tuning stage: patient-level label fractions, the four strategies, checkpoints, metrics."""
+
+import numpy as np
+import pytest
+import torch
+from _store_builder import build_store
+
+from ecgstudy import config
+from ecgstudy.finetune import FinetuneConfig, patient_subsample, pos_weights, run_finetune, write_tables
+from ecgstudy.models.checkpoint import CheckpointError, load_classifier, load_encoder
+from ecgstudy.plots.training import label_efficiency
+from ecgstudy.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.store import ECGDataset, Store
+from ecgstudy.train import TrainConfig, predict
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models on small batches: one thread is as fast and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    store = build_store(root / "main", 160, seed=2)
+    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False)), store, root / "pre", seed=0)
+    cfg = FinetuneConfig(
+        fractions=[0.3, 1.0], min_positives=3, n_boot=30,
+        optim=TrainConfig(epochs=2, batch_size=32, progress=False, max_evals=2),
+        probe=TrainConfig(epochs=30, batch_size=64, lr=1e-2, bf16=False, progress=False),
+    )
+    result = run_finetune(cfg, store, pre.checkpoint, root / "models", seed=0)
+    return {"root": root, "store": store, "encoder": pre.checkpoint, "cfg": cfg, "result": result}
+
+
+def test_patient_subsample_is_nested_patient_level_and_seeded():
+    patients = np.repeat([f"p{i}" for i in range(50)], 2)  # two records per patient
+    rows = np.arange(100)
+    small = patient_subsample(patients, rows, 0.1, seed=0)
+    big = patient_subsample(patients, rows, 0.5, seed=0)
+    assert len(set(patients[small])) == 5 and len(set(patients[big])) == 25
+    assert set(small) <= set(big)  # nested
+    assert all((patients[big] == p).sum() == 2 for p in set(patients[big]))  # whole patients
+    assert np.array_equal(small, patient_subsample(patients, rows, 0.1, seed=0))
+    assert not np.array_equal(small, patient_subsample(patients, rows, 0.1, seed=1))
+    assert len(patient_subsample(patients, rows, 0.001, seed=0)) == 2  # at least one patient
+
+
+def test_pos_weights():
+    y = np.array([[1, 0], [0, 0], [0, 0], [0, 0]])
+    assert torch.allclose(pos_weights(y), torch.tensor([3.0, 1.0]))
+
+
+def test_every_strategy_and_fraction_is_scored_in_range(setup):
+    res, cfg = setup["result"], setup["cfg"]
+    assert len(res.results) == 4 * 2 * 2  # strategies x fractions x splits
+    assert set(res.results["strategy"]) == {"pretrained", "scratch", "linear_probe", "random_probe"}
+    for metric in ("auroc", "auprc"):
+        values = res.results[[metric, f"{metric}_low", f"{metric}_high"]].to_numpy()
+        assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+        assert (res.results[f"{metric}_low"] <= res.results[metric] + 1e-12).all()
+        assert (res.results[metric] <= res.results[f"{metric}_high"] + 1e-12).all()
+    small = res.results[res.results["fraction"] == 0.3]["n_train"].iloc[0]
+    full = res.results[res.results["fraction"] == 1.0]["n_train"].iloc[0]
+    assert 0 < small < full
+    assert set(res.comparisons["split"]) == {"test", "external"} and len(res.comparisons) == 3 * 2 * 2 * 2
+    assert set(res.curves["strategy"]) == set(cfg.strategies)
+    assert res.metrics["test"]["pretrained_1"]["auroc"] == pytest.approx(
+        res.results.query("strategy == 'pretrained' and fraction == 1.0 and split == 'test'")["auroc"].iloc[0]
+    )
+
+
+def test_checkpoints_reproduce_the_reported_predictions(setup):
+    res, store_dir = setup["result"], setup["store"]
+    model, info = load_classifier(setup["root"] / "models" / "scratch_1.pt")
+    assert info["labels"] == res.labels and info["config"]["strategy"] == "scratch"
+    store = Store(store_dir)
+    from ecgstudy.labels import task_labels
+
+    tl = task_labels(store, "all", 3, within=store.indices("train"))
+    test = [i for i in store.indices("test") if tl.keep[i]]
+    logits, fields = predict(lambda b: model(b["x"], b["lead_mask"].bool()), ECGDataset(store, test, labels=tl.y), bf16=True)
+    from ecgstudy import evaluate
+
+    row = res.results.query("strategy == 'scratch' and fraction == 1.0 and split == 'test'").iloc[0]
+    assert evaluate.macro(fields["y"], logits) == pytest.approx(row["auroc"], abs=1e-9)
+
+
+def test_probe_standardises_features_and_folds_it_into_the_head():
+    from ecgstudy import evaluate
+    from ecgstudy.finetune import train_probe
+    from ecgstudy.models import build_encoder
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((200, 2)) < 0.4).astype(np.float32)
+    z = rng.normal(size=(200, 256)).astype(np.float32)
+    z[:, :2] += 2.0 * y
+    z = 1000.0 * z + 300.0  # a feature scale a raw linear probe could not handle at this learning rate
+    cfg = TrainConfig(epochs=40, batch_size=64, lr=1e-2, bf16=False, progress=False)
+    model, _ = train_probe(build_encoder("net1d", "tiny"), z, y, None, None, cfg, seed=0)
+    with torch.no_grad():
+        logits = model.head(torch.as_tensor(z)).numpy()  # raw features through the folded head
+    assert evaluate.macro(y, logits) > 0.9
+
+
+def test_linear_probe_leaves_the_encoder_untouched(setup):
+    pretrained, _ = load_encoder(setup["encoder"])
+    for fraction in ("0.3", "1"):
+        probe, _ = load_classifier(setup["root"] / "models" / f"linear_probe_{fraction}.pt")
+        for key, value in pretrained.state_dict().items():
+            assert torch.equal(probe.encoder.state_dict()[key], value), key  # weights and BN statistics
+    tuned, _ = load_classifier(setup["root"] / "models" / "pretrained_1.pt")
+    assert not torch.equal(tuned.encoder.stem.weight, pretrained.stem.weight)  # full fine-tuning did move it
+
+
+def test_tables_and_figure_are_written(setup, tmp_path):
+    paths = write_tables(setup["result"], tmp_path / "tables", tmp_path / "plots")
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
+    fig = label_efficiency(setup["result"].results, tmp_path / "fig.png")
+    assert fig.stat().st_size > 10_000
+
+
+def test_same_seed_same_numbers(setup):
+    cfg = FinetuneConfig(
+        strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, n_boot=20, eval_splits=["test"],
+        optim=TrainConfig(epochs=1, batch_size=32, progress=False), probe=TrainConfig(epochs=5, bf16=False, progress=False),
+    )
+    a = run_finetune(cfg, setup["store"], setup["encoder"], setup["root"] / "again_a", seed=5)
+    b = run_finetune(cfg, setup["store"], setup["encoder"], setup["root"] / "again_b", seed=5)
+    cols = ["auroc", "auroc_low", "auroc_high", "auprc"]
+    assert np.array_equal(a.results[cols].to_numpy(), b.results[cols].to_numpy())
+
+
+def test_mismatched_preprocessing_and_bad_config_fail(setup, tmp_path):
+    other = build_store(tmp_path / "other", 40, fs=50.0, n_samples=500)
+    with pytest.raises(CheckpointError, match="fs: model 100.0 vs store 50.0"):
+        run_finetune(setup["cfg"], other, setup["encoder"], tmp_path / "m", seed=0)
+    with pytest.raises(config.ConfigError, match="unknown strategies"):
+        config.from_dict(FinetuneConfig, {"strategies": ["pretrained", "magic"]}, "finetune")
+    with pytest.raises(config.ConfigError, match="fractions"):
+        config.from_dict(FinetuneConfig, {"fractions": [0.0, 1.0]}, "finetune")

@@ -1,0 +1,91 @@
+"""neurokit2 measurement: it recovers the simulated heart rate and the interval shifts per condition."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgstudy.measure import interval_table, measure_intervals
+from ecgstudy.simulate import default_sites, sample_patient, simulate_record
+
+N = 10  # records per condition
+
+
+def _records(conditions, n=N, noise=True, fs_site=0):
+    site = default_sites()[fs_site]
+    out = []
+    for i in range(n):
+        patient = sample_patient(np.random.default_rng(500 + i), patient_id=i, age=60.0)
+        out.append(simulate_record(np.random.default_rng(i), conditions, patient, site, noise=noise))
+    return out
+
+
+def _measured(conditions):
+    recs = _records(conditions)
+    frame = pd.DataFrame([measure_intervals(r.signal, r.fs) for r in recs])
+    truth = pd.DataFrame([r.truth for r in recs])
+    return frame, truth
+
+
+@pytest.fixture(scope="module")
+def norm():
+    return _measured({})
+
+
+def test_recovers_the_intended_heart_rate(norm):
+    frame, truth = norm
+    assert frame.hr_bpm.notna().all()
+    assert (frame.hr_bpm - truth.hr_bpm).abs().max() < 5.0
+    for code in ("STACH", "SBRAD", "AFIB"):
+        f, t = _measured({code: 0.6})
+        assert (f.hr_bpm - t.hr_bpm).abs().median() < 5.0, code
+
+
+def test_intervals_are_plausible_and_near_the_truth(norm):
+    frame, truth = norm
+    assert frame.pr_ms.between(100, 240).all() and frame.qrs_ms.between(50, 130).all()
+    assert frame.qt_ms.between(300, 500).all()
+    assert abs(frame.pr_ms.median() - truth.pr_ms.median()) < 30
+
+
+@pytest.mark.parametrize(
+    "code, column, min_shift",
+    [("CLBBB", "qrs_ms", 8.0), ("CRBBB", "qrs_ms", 8.0), ("1AVB", "pr_ms", 60.0), ("LNGQT", "qt_ms", 30.0)],
+)
+def test_interval_shift_per_condition(norm, code, column, min_shift):
+    frame, _ = _measured({code: 0.6})
+    assert frame[column].median() > norm[0][column].median() + min_shift
+
+
+def test_atrial_fibrillation_is_irregular(norm):
+    frame, _ = _measured({"AFIB": 0.5})
+    assert frame.rr_cv.median() > 3 * norm[0].rr_cv.median()
+    assert frame.rr_cv.median() > 0.1
+
+
+def test_unmeasurable_signals_give_nan():
+    flat = np.zeros((12, 5000))
+    assert all(np.isnan(v) for v in measure_intervals(flat, 500).values())
+    short = _records({}, n=1, noise=False)[0].signal[:, :500]  # one second: too few beats
+    assert all(np.isnan(v) for v in measure_intervals(short, 500).values())
+    nan_lead = np.full((12, 1000), np.nan)
+    assert np.isnan(measure_intervals(nan_lead, 100)["hr_bpm"])
+    with pytest.raises(ValueError, match="lead"):
+        measure_intervals(flat, 500, lead="V7")
+
+
+def test_interval_table_on_arrays_at_100_hz():
+    from ecgstudy.simulate.writer import downsample
+
+    recs = _records({}, n=4) + _records({"1AVB": 0.7}, n=4)
+    signals = np.stack([downsample(r.counts, 500, 100, 2) / 1000.0 for r in recs]).astype(np.float32)
+    labels = pd.DataFrame({"y_NORM": [1] * 4 + [0] * 4, "y_1AVB": [0] * 4 + [1] * 4,
+                           "gt_pr_ms": [r.truth["pr_ms"] for r in recs]})
+    table = interval_table((signals, labels, 100), ["NORM", "1AVB"], n_per_code=3)
+    assert list(table.index) == ["NORM", "1AVB"]
+    assert table.loc["NORM", "n_records"] == 3 and table.loc["1AVB", "n_measured"] == 3
+    assert table.loc["1AVB", "pr_ms"] > table.loc["NORM", "pr_ms"] + 50
+    assert table.loc["1AVB", "gt_pr_ms"] > 200
+    table2 = interval_table((signals, {"NORM": labels.y_NORM.to_numpy()}, 100), ["NORM"], n_per_code=10)
+    assert table2.loc["NORM", "n_records"] == 4
+    with pytest.raises(KeyError, match="y_LVH"):
+        interval_table((signals, labels, 100), ["LVH"])

@@ -1,0 +1,106 @@
+"""HTML report: stage order, embedded figures, captions, tables, escaping, params and provenance."""
+
+import base64
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from ecgstudy import config, report
+
+
+def _png(path, colour):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(2, 1.5))
+    fig.subplots().plot([0, 1], [0, 1], color=colour)
+    fig.savefig(path, dpi=50)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path):
+    r = tmp_path / "repo"
+    (r / "reports" / "metrics").mkdir(parents=True)
+    (r / "reports" / "metrics" / "latent.json").write_text(json.dumps({
+        "pretrained": {"knn_macro_auroc": 0.8123, "knn_site_balanced_accuracy": 0.51},
+        "random_init": {"knn_macro_auroc": 0.7012, "knn_site_balanced_accuracy": 0.49},
+        "n_probe": 2000, "task": "all", "nested": {"deep": {"x": 1}}, "codes": ["IMI", "LVH"],
+    }))
+    (r / "reports" / "metrics" / "curate.json").write_text(json.dumps({"n_records": 3000}))
+    (r / "reports" / "metrics" / "extra_stage.json").write_text(json.dumps({"value": 1}))
+    _png(r / "reports" / "figures" / "latent" / "umap.png", "red")
+    _png(r / "reports" / "figures" / "saliency" / "saliency_example_10.png", "blue")
+    _png(r / "reports" / "figures" / "saliency" / "saliency_example_2.png", "green")
+    _png(r / "reports" / "figures" / "saliency" / "odd_name.png", "black")
+    tables = r / "reports" / "tables" / "saliency"
+    tables.mkdir(parents=True)
+    pd.DataFrame({"method": ["integrated_gradients", "<script>alert(1)</script>"],
+                  "enrichment": [3.14159, 1.0]}).to_csv(tables / "methods_summary.csv", index=False)
+    pd.DataFrame({"i": range(100)}).to_csv(tables / "long.csv", index=False)
+    (r / "params.yaml").write_text("seed: 0\nlatent:\n  k: 15  # neighbours & <votes>\n")
+    return r
+
+
+def test_report_assembles_every_stage_in_order(repo):
+    cfg = report.ReportConfig(max_table_rows=10)
+    when = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
+    out = report.build_report(cfg, root=repo, now=when)
+    assert out == repo / "reports" / "report.html"
+    page = out.read_text()
+    heads = [page.index(f'<h2 id="{s}">') for s in (*cfg.stages, "extra_stage")]
+    assert heads == sorted(heads)  # curate ... saliency, then stages found on disk but not listed
+    assert page.count("data:image/png;base64,") == 4
+    umap_b64 = base64.b64encode((repo / "reports/figures/latent/umap.png").read_bytes()).decode()
+    assert umap_b64 in page
+    assert page.index("saliency_example_2.png") < page.index("saliency_example_10.png")  # natural order
+    assert report.caption_for("latent", "umap.png") in page
+    assert "saliency: odd name." in page  # generic caption
+    assert "2026-01-02 03:04 UTC" in page
+    assert "git commit not available" in page  # tmp folder: not a repository, no failure
+    # metrics: a matrix row per encoder, and a key/value table of the rest
+    assert "<td>pretrained</td>" in page and "0.812" in page and "nested.deep.x" in page and "IMI, LVH" in page
+    # tables: formatted, escaped, cut with a note
+    assert "3.142" in page and "<script>" not in page and "&lt;script&gt;" in page
+    assert "First 10 of 100 rows." in page
+    # params dumped, escaped
+    assert "neighbours &amp; &lt;votes&gt;" in page
+    assert "No outputs found for this stage." in page  # pretrain, finetune, transfer have none here
+    # self-contained: nothing fetched when opened
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_metrics_tables_group_equal_sub_dicts():
+    tables = report.metrics_tables({"a": {"x": 1, "y": 2}, "b": {"x": 3, "y": 4}, "c": {"z": 1}, "n": 5})
+    assert len(tables) == 2
+    kv, matrix = tables[0][1], tables[1][1]
+    assert dict(zip(kv["metric"], kv["value"])) == {"c.z": 1, "n": 5}
+    assert list(matrix.columns) == ["", "x", "y"] and list(matrix[""]) == ["a", "b"]
+    sorted_keys = {"auc": 1, "auc_hi": 2, "auc_lo": 0, "n": 3, "x_high": 1, "x_low": 0}
+    (_, m), = report.metrics_tables({"m1": sorted_keys, "m2": sorted_keys})
+    assert list(m.columns) == ["", "auc", "auc_lo", "auc_hi", "n", "x_low", "x_high"]
+
+
+def test_nulls_render_as_dashes():
+    html = report.table_html(pd.DataFrame({"a": [None, 1.5], "b": ["x", None]}), 10, 2)
+    assert "None" not in html and html.count("<td>-</td>") == 2 and "1.50" in html
+
+
+def test_bad_inputs_name_the_file(repo):
+    (repo / "reports" / "metrics" / "transfer.json").write_text("{not json")
+    with pytest.raises(ValueError, match="transfer.json"):
+        report.build_report(report.ReportConfig(), root=repo)
+
+
+def test_missing_params_file_and_custom_output(repo):
+    (repo / "params.yaml").unlink()
+    out = report.build_report(report.ReportConfig(output="out/page.html"), root=repo)
+    assert out == repo / "out" / "page.html"
+    assert "(params.yaml not found)" in out.read_text()
+
+
+def test_config_is_strict():
+    assert config.from_dict(report.ReportConfig, {"stages": ["latent"]}, "report").stages == ("latent",)
+    with pytest.raises(config.ConfigError, match="max_rows"):
+        config.from_dict(report.ReportConfig, {"max_rows": 3}, "report")

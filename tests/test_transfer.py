@@ -1,0 +1,104 @@
+"""Rare-disease transfer: patient-disjoint stratified splits, training-set draws, scored strategies."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _store_builder import build_store
+
+from ecgstudy import config
+from ecgstudy.plots.training import transfer_comparison
+from ecgstudy.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.train import TrainConfig
+from ecgstudy.transfer import TransferConfig, _sizes, draw_training_set, run_transfer, split_patients, write_tables
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models on small batches: one thread is as fast and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tr")
+    main = build_store(root / "main", 100, seed=3)
+    rare = build_store(root / "rare", rare_sets={"BRUGADA": 12, "HYPERK": 10}, seed=4)
+    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False)), main, root / "pre", seed=0)
+    cfg = config.from_dict(
+        TransferConfig,
+        {"n_train_cases": [3, "all"], "repeats": 2, "n_boot": 50,
+         "optim": {"epochs": 1, "min_steps": 4, "batch_size": 16, "progress": False},
+         "probe": {"epochs": 1, "min_steps": 30, "bf16": False, "progress": False}},
+        "transfer",
+    )
+    return {"rare": rare, "encoder": pre.checkpoint, "cfg": cfg, "result": run_transfer(cfg, rare, pre.checkpoint, seed=0)}
+
+
+def test_split_is_patient_disjoint_and_stratified():
+    patients = np.repeat([f"p{i}" for i in range(30)], 2)
+    is_case = np.repeat(np.arange(30) < 10, 2)  # 10 case patients, 20 control patients
+    test = split_patients(is_case, patients, 0.3, np.random.default_rng(0))
+    assert not set(patients[test]) & set(patients[~test])
+    assert len(set(patients[test & is_case])) == 3 and len(set(patients[test & ~is_case])) == 6
+
+
+def test_training_sets_keep_the_case_control_ratio_and_nest_by_seed():
+    patients = np.array([f"p{i}" for i in range(60)])
+    is_case = np.arange(60) < 20
+    pool = np.arange(60)
+    rows = draw_training_set(is_case, patients, pool, 5, np.random.default_rng(1))
+    assert is_case[rows].sum() == 5 and (~is_case[rows]).sum() == 10
+    assert np.array_equal(rows, draw_training_set(is_case, patients, pool, 5, np.random.default_rng(1)))
+    assert is_case[draw_training_set(is_case, patients, pool, 500, np.random.default_rng(1))].sum() == 20
+    assert _sizes([10, 20, "all"], 15) == [10, 15]
+
+
+def test_every_condition_size_and_strategy_is_scored(setup):
+    res = setup["result"]
+    assert set(res.results["condition"]) == {"BRUGADA", "HYPERK"}
+    assert set(res.results["strategy"]) == {"foundation", "foundation_probe", "scratch"}
+    values = res.results[["auroc", "auroc_low", "auroc_high"]].to_numpy()
+    assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+    assert (res.results["auroc_low"] <= res.results["auroc"] + 1e-12).all()
+    assert (res.results["auroc"] <= res.results["auroc_high"] + 1e-12).all()
+    assert (res.results["repeats"] == 2).all()
+    assert len(res.runs) == 2 * 2 * 3 * 2  # conditions x sizes x strategies x repeats
+    # the mean over repeats is what the table reports
+    one = res.results.query("condition == 'HYPERK' and n_cases == 3 and strategy == 'scratch'").iloc[0]
+    runs = res.runs.query("condition == 'HYPERK' and n_cases == 3 and strategy == 'scratch'")
+    assert one["auroc"] == pytest.approx(runs["auroc"].mean())
+    assert len(res.comparisons) == 2 * 2 * 2
+    assert (res.sets[["test_cases", "test_controls", "pool_cases"]] > 0).all().all()
+
+
+def test_outputs_are_written(setup, tmp_path):
+    paths = write_tables(setup["result"], tmp_path)
+    assert pd.read_csv(paths["results"]).shape[0] == len(setup["result"].results)
+    assert transfer_comparison(setup["result"].results, tmp_path / "t.png").stat().st_size > 10_000
+
+
+def test_same_seed_same_numbers(setup):
+    cfg = config.from_dict(
+        TransferConfig,
+        {"conditions": ["HYPERK"], "n_train_cases": [3], "repeats": 1, "strategies": ["scratch", "foundation_probe"],
+         "n_boot": 20, "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False},
+         "probe": {"epochs": 1, "min_steps": 10, "bf16": False, "progress": False}},
+        "transfer",
+    )
+    a = run_transfer(cfg, setup["rare"], setup["encoder"], seed=3)
+    b = run_transfer(cfg, setup["rare"], setup["encoder"], seed=3)
+    pd.testing.assert_frame_equal(a.results, b.results)
+
+
+def test_bad_inputs_fail(setup, tmp_path):
+    with pytest.raises(ValueError, match="case_control_set"):
+        run_transfer(setup["cfg"], build_store(tmp_path / "plain", 30), setup["encoder"], seed=0)
+    cfg = config.from_dict(TransferConfig, {"conditions": ["ARVC"]}, "transfer")
+    with pytest.raises(ValueError, match="ARVC"):
+        run_transfer(cfg, setup["rare"], setup["encoder"], seed=0)
+    with pytest.raises(config.ConfigError):
+        config.from_dict(TransferConfig, {"n_train_cases": [10, "most"]}, "transfer")
