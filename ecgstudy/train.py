@@ -241,6 +241,42 @@ def fit(
 
 
 @torch.no_grad()
+def recalibrate_batchnorm(
+    module: nn.Module,
+    forward: Callable[[Batch], torch.Tensor],
+    dataset: Dataset,
+    *,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    bf16: bool = True,
+) -> int:
+    """Re-estimate the batch-norm running statistics of ``module`` on ``dataset``; returns the layers reset.
+
+    Pretraining feeds augmented inputs (random lead masking zeroes about half the leads, segments are
+    shorter), so the running statistics it leaves describe inputs that downstream use never shows. One
+    pass without gradients, in train mode with a cumulative average (momentum None), over un-augmented
+    records makes a frozen encoder's features match its real inputs. Weights are not changed.
+    """
+    device = torch.device(device) if isinstance(device, str) else device
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative moving average over all batches of the pass
+    was_training = module.training
+    module.to(device).train()
+    for batch in make_loader(dataset, batch_size, shuffle=False, seed=0):
+        with autocast(device, bf16):
+            forward(to_device(batch, device))
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+    module.train(was_training)
+    return len(layers)
+
+
+@torch.no_grad()
 def predict(
     forward: Callable[[Batch], torch.Tensor],
     dataset: Dataset,

@@ -25,7 +25,7 @@
 # measurer (neurokit2) finds by condition next to the intended physiology.
 
 # %% tags=["parameters"]
-params: dict = {}  # the stage sections of params.yaml, injected by `python -m ecgstudy.run_notebook curate`; empty = read params.yaml
+params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook curate); empty: read params.yaml
 
 # %%
 from IPython.display import Image

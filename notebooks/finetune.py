@@ -22,7 +22,7 @@
 # resamples shared by all models, plus paired bootstrap differences.
 
 # %% tags=["parameters"]
-params: dict = {}  # the stage sections of params.yaml, injected by `python -m ecgstudy.run_notebook finetune`; empty = read params.yaml
+params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook finetune); empty: read params.yaml
 
 # %%
 from IPython.display import Image

@@ -23,7 +23,7 @@
 # diagnoses, and ideally does not separate sites (a k-NN site classifier near chance).
 
 # %% tags=["parameters"]
-params: dict = {}  # the stage sections of params.yaml, injected by `python -m ecgstudy.run_notebook latent`; empty = read params.yaml
+params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook latent); empty: read params.yaml
 
 # %%
 from IPython.display import Image

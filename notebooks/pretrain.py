@@ -21,7 +21,7 @@
 # rare-disease transfer, latent space) test whether what it learns is useful.
 
 # %% tags=["parameters"]
-params: dict = {}  # the stage sections of params.yaml, injected by `python -m ecgstudy.run_notebook pretrain`; empty = read params.yaml
+params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook pretrain); empty: read params.yaml
 
 # %%
 from IPython.display import Image

@@ -19,7 +19,7 @@
 # the git commit and the parameters used.
 
 # %% tags=["parameters"]
-params: dict = {}  # the stage sections of params.yaml, injected by `python -m ecgstudy.run_notebook report`; empty = read params.yaml
+params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook report); empty: read params.yaml
 
 # %%
 from ecgstudy import config, report

@@ -21,7 +21,7 @@
 # bootstrap interval over test records.
 
 # %% tags=["parameters"]
-params: dict = {}  # the stage sections of params.yaml, injected by `python -m ecgstudy.run_notebook transfer`; empty = read params.yaml
+params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook transfer); empty: read params.yaml
 
 # %%
 from IPython.display import Image

@@ -249,3 +249,22 @@ def ptbxl_store(tmp_path_factory, ptbxl_bad_dir) -> Path:
     out = tmp_path_factory.mktemp("stores") / "ptbxl_store"
     curate("ptbxl", ptbxl_bad_dir, out, CurateConfig(qc=QCConfig(min_leads=11), n_workers=1), seed=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def simulated_cohort(tmp_path_factory) -> Path:
+    """A small simulated cohort (80 records + rare sets of 6 + 12) curated into ``<dir>/main`` and ``<dir>/rare``.
+
+    Returns the folder holding ``raw/`` (PTB-XL format), ``main/`` and ``rare/`` (curated stores).
+    """
+    from ecgstudy import config
+    from ecgstudy.curate import CurateConfig, curate_cohort
+    from ecgstudy.simulate import SimulateConfig, write_cohort
+
+    root = tmp_path_factory.mktemp("simulated_cohort")
+    sim = config.from_dict(
+        SimulateConfig, {"n_patients": 70, "n_records": 80, "rare": {"n_cases": 6, "n_controls": 12}}, "simulate"
+    )
+    raw = write_cohort(sim, root / "raw", seed=7)
+    curate_cohort(raw, root, CurateConfig(n_workers=1), seed=7, progress=False)
+    return root

@@ -84,7 +84,7 @@ def label_efficiency(results: pd.DataFrame, path: str | Path, metric: str = "aur
         ax.set_xlabel("training labels used (patients of the train split)")
         ax.set_title(f"{split} split")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"macro {metric.upper()} (95% bootstrap CI)" if metric == "auroc" else f"macro {metric.upper()}")
+    axes[0].set_ylabel(f"macro {metric.upper()} (band: bootstrap CI)")
     axes[-1].legend(frameon=False, fontsize=8)
     return _save(fig, path)
 
@@ -117,6 +117,6 @@ def transfer_comparison(results: pd.DataFrame, path: str | Path) -> Path:
         ax.set_xlabel("training cases")
         ax.set_title(condition)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].set_ylabel("test AUROC (95% bootstrap CI)")
+    axes[0].set_ylabel("test AUROC (bars: bootstrap CI)")
     axes[-1].legend(frameon=False, fontsize=8)
     return _save(fig, path)

@@ -6,7 +6,8 @@
 :func:`run_pretrain` is the stage: it reads the curated store, trains the encoder with the shared engine
 (:func:`ecgstudy.train.fit`) on the train split, selects the epoch with the lowest validation loss (the
 validation split, never test), and writes ``encoder.pt`` (weights + config + preprocessing spec) and the
-per-epoch curve.
+per-epoch curve. Batch-norm statistics are then re-estimated on whole, un-augmented training records
+(pretraining showed the encoder lead-masked segments), so frozen-encoder uses see matching statistics.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from ecgstudy.models import build_encoder, count_parameters
 from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
 from ecgstudy.pretrain.augment import AugmentConfig
 from ecgstudy.pretrain.objectives import OBJECTIVES, ObjectiveContext, build_objective
-from ecgstudy.train import TrainConfig, autocast, fit, make_loader, resolve_device, set_threads, to_device
+from ecgstudy.train import (
+    TrainConfig,
+    autocast,
+    fit,
+    make_loader,
+    recalibrate_batchnorm,
+    resolve_device,
+    set_threads,
+    to_device,
+)
 
 _SPLITS = ("train", "val", "test", "external")
 
@@ -45,7 +55,8 @@ class PretrainConfig:
     splits: list[str] = field(default_factory=lambda: ["train"])  # records pretrained on (never test)
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=30, batch_size=128, lr=2e-3, warmup_frac=0.05, patience=0)
-    )  # 30 epochs x ~2,000 records of 2 x 2.5 s: about 2 min on 2 cores with bf16
+    )  # 30 epochs x ~2,000 records of 2 x 4 s segments: about 2-3 min on 2 cores with bf16
+    recalibrate_bn: bool = True  # re-estimate batch-norm statistics on un-augmented train records at the end
     num_threads: int = 0  # torch CPU threads (0 = torch default)
 
     def validate(self) -> None:
@@ -148,8 +159,14 @@ def run_pretrain(
         history_csv=history_csv,
         desc="pretrain",
     )
+    encoder = model["encoder"]
+    if cfg.recalibrate_bn:  # statistics of augmented, lead-masked segments -> of whole records
+        recalibrate_batchnorm(
+            encoder, lambda b: encoder.embed(b["x"], b["lead_mask"].bool()), train_set,
+            batch_size=cfg.optim.batch_size, device=device, bf16=cfg.optim.bf16,
+        )
     seconds = time.perf_counter() - start
-    encoder = model["encoder"].cpu()
+    encoder = encoder.cpu().eval()
     checkpoint = save_checkpoint(
         Path(models_dir) / "encoder.pt",
         encoder,
