@@ -158,12 +158,12 @@ def resample(data: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     if ratio == 1:
         return data
     up, down = ratio.numerator, ratio.denominator
-    fir = _polyphase_filter(up, down)
+    fir = antialias_fir(up, down)
     return _nan_safe(lambda x: sps.resample_poly(x, up, down, axis=-1, window=fir), data) if data.shape[1] else data
 
 
 @functools.lru_cache(maxsize=32)
-def _polyphase_filter(up: int, down: int) -> np.ndarray:
+def antialias_fir(up: int, down: int) -> np.ndarray:
     """resample_poly's default anti-aliasing FIR (Kaiser, beta 5), designed once per rate pair."""
     max_rate = max(up, down)
     fir = sps.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))

@@ -110,9 +110,9 @@ def test_cmsc_loss_decreases_on_structured_data():
 
 def test_registry():
     assert "cmsc" in OBJECTIVES
-    cfg = PretrainConfig()
+    cfg = PretrainConfig(segment_s=2.5)
     obj = build_objective("cmsc", cfg, 256, ObjectiveContext(fs=100, n_samples=1000))
-    assert obj.segment_len == 250
+    assert obj.segment_len == 250  # 2.5 s at 100 Hz
     with pytest.raises(ValueError, match="unknown pretraining objective"):
         build_objective("nope", cfg, 256, None)
     with pytest.raises(ValueError, match="registered twice"):

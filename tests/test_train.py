@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ecgstudy.train import TrainConfig, fit, predict, warmup_cosine
+from ecgstudy.train import TrainConfig, fit, predict, recalibrate_batchnorm, warmup_cosine
 
 
 class _Blobs(Dataset):
@@ -120,6 +120,19 @@ def test_predict_keeps_order():
     assert np.array_equal(fields["y"][:, 0], data.y)
     with torch.no_grad():
         assert np.allclose(out, model(torch.from_numpy(data.x)).numpy(), atol=1e-6)
+
+
+def test_batchnorm_recalibration_measures_the_data_and_keeps_weights():
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4))
+    module[1].running_mean.fill_(5.0)  # stale statistics, as left by pretraining on other inputs
+    weights = module[0].weight.clone()
+    data = _Blobs(256)
+    assert recalibrate_batchnorm(module, lambda b: module(b["x"]), data, batch_size=32, bf16=False) == 1
+    with torch.no_grad():
+        hidden = module[0](torch.from_numpy(data.x))
+    assert torch.allclose(module[1].running_mean, hidden.mean(dim=0), atol=1e-5)
+    assert torch.equal(module[0].weight, weights) and module[1].momentum == 0.1 and module.training
 
 
 def test_config_validation():

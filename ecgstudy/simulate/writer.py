@@ -15,13 +15,13 @@ writing time. ``writer="wfdb"`` in :class:`~ecgstudy.simulate.cohort.SimulateCon
 
 from __future__ import annotations
 
-import functools
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
 
+from ecgstudy.preprocess import antialias_fir
 from ecgstudy.simulate.leads import INDEPENDENT_ROWS, WFDB_NAMES, derive_limb_leads
 
 ADC_GAIN = 1000.0  # ADC units per mV (PTB-XL): one unit is one microvolt
@@ -53,22 +53,13 @@ def quantise(leads8: np.ndarray, lsb_uv: int) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _antialias_fir(up: int, down: int) -> np.ndarray:
-    """The FIR that :func:`scipy.signal.resample_poly` designs by default (Kaiser window, beta 5)."""
-    rate = max(up, down)
-    h = sps.firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
-    h.setflags(write=False)
-    return h
-
-
 def resample(x: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
     """Polyphase resampling along the last axis with scipy's default anti-aliasing FIR (designed once)."""
     ratio = Fraction(int(fs_out), int(fs_in))
     if ratio == 1:
         return x
     up, down = ratio.numerator, ratio.denominator
-    return sps.resample_poly(x, up, down, axis=-1, window=_antialias_fir(up, down))
+    return sps.resample_poly(x, up, down, axis=-1, window=antialias_fir(up, down))
 
 
 def downsample(counts: np.ndarray, fs_in: int, fs_out: int, lsb_uv: int) -> np.ndarray:
