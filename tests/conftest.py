@@ -268,3 +268,17 @@ def simulated_cohort(tmp_path_factory) -> Path:
     raw = write_cohort(sim, root / "raw", seed=7)
     curate_cohort(raw, root, CurateConfig(n_workers=1), seed=7, progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Small models on small batches: one torch thread is as fast and immune to a busy machine.
+
+    Module-scoped; use with ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

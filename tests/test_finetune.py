@@ -14,13 +14,7 @@ from ecgstudy.store import ECGDataset, Store
 from ecgstudy.train import TrainConfig, predict
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models on small batches: one thread is as fast and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

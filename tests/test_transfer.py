@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from _store_builder import build_store
 
 from ecgstudy import config
@@ -13,13 +12,7 @@ from ecgstudy.train import TrainConfig
 from ecgstudy.transfer import TransferConfig, _sizes, draw_training_set, run_transfer, split_patients, write_tables
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models on small batches: one thread is as fast and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
