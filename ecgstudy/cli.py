@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ecgstudy import config
+from ecgstudy.sources import READERS
 
 
 def _params(args) -> dict:
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_simulate)
 
     cur = sub.add_parser("curate", help="curate a dataset into a store")
-    cur.add_argument("--source", required=True, help="dataset format (ptbxl, simulated)")
+    cur.add_argument("--source", required=True, help="dataset format: " + ", ".join(sorted(READERS)))
     cur.add_argument("--root", type=Path, required=True, help="raw dataset folder (never modified)")
     cur.add_argument("--out", type=Path, required=True, help="store folder (replaced when curation completes)")
     cur.add_argument("--preset", default=None, help="harmonisation preset (ptbxl_benchmark, ecgfounder, ecg_fm)")

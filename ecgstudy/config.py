@@ -55,7 +55,7 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the raw data comes from and where the curated stores go."""
 
-    source: str = "simulated"  # simulated | ptbxl: reader used by the curate stage
+    source: str = "simulated"  # simulated | ptbxl | cinc | code15 | mimic | wfdb: reader used by the curate stage
     root: str = "data/raw/ptbxl"  # raw dataset folder (ignored for the simulated source)
     curated: str = "data/curated"  # curate stage output: stores main/ and rare/ (+ raw/ when simulated)
 

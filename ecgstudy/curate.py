@@ -9,7 +9,9 @@ it). Per-record work lives in :mod:`ecgstudy.record_pipeline`. The store layout 
 ../shared/DESIGN.md and :mod:`ecgstudy.store` reads it.
 
 :func:`curate_cohort` curates the simulated cohort's layout: ``<raw>/`` to ``<out>/main`` and, when
-present, the rare-disease case-control sets ``<raw>/rare/`` to ``<out>/rare``.
+present, the rare-disease case-control sets ``<raw>/rare/`` to ``<out>/rare``. A real dataset has no
+such sets: :func:`ecgstudy.rare_sets.build_rare_store` draws them from its curated main store
+(``rare_sets`` settings).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tqdm import tqdm
 
 from ecgstudy import __version__, labels as lab, preprocess
 from ecgstudy.quality import QCConfig
+from ecgstudy.rare_sets import RareSetsConfig
 from ecgstudy.record_pipeline import process_in_order
 from ecgstudy.sources import Source, open_source
 from ecgstudy.splits import assign_splits, check_patient_integrity
@@ -64,6 +67,7 @@ class CurateConfig:
     qc: QCConfig = field(default_factory=QCConfig)  # quality-check thresholds
     n_workers: int = 0  # reader processes; 0 = one per CPU core, 1 = in-process (output identical)
     chunk_size: int = 64  # records per work unit (bounds memory: ~2 chunks per worker in flight)
+    rare_sets: RareSetsConfig = field(default_factory=RareSetsConfig)  # case-control sets of rare codes drawn from the main store (real datasets; the simulator writes its own)
 
     def validate(self) -> None:
         if self.preset is not None and self.preset not in preprocess.PRESETS:
@@ -85,6 +89,7 @@ class CurateConfig:
         if self.n_workers < 0 or self.chunk_size < 1:
             raise ValueError("n_workers must be >= 0 and chunk_size >= 1")
         self.qc.validate()
+        self.rare_sets.validate()
 
     def resolved(self) -> CurateConfig:
         """This config with its preset's values filled in (no preset: unchanged)."""
@@ -151,8 +156,8 @@ def curate(
 
     Parameters
     ----------
-    source : reader name (:data:`ecgstudy.sources.READERS`: ``ptbxl``, ``simulated``); also the
-        store's ``source`` column
+    source : reader name (:data:`ecgstudy.sources.READERS`: ``ptbxl``, ``simulated``, ``cinc``, ``code15``,
+        ``mimic``, ``wfdb``); also the store's ``source`` column
     root : raw dataset folder (never modified)
     out_dir : store folder; replaced atomically when curation completes
     cfg : harmonisation / QC / split settings (default :class:`CurateConfig`)

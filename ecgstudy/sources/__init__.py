@@ -17,6 +17,10 @@ from ecgstudy.sources.record import RawSignal, ReadFailure, Record, RecordReadEr
 READERS: dict[str, str] = {
     "ptbxl": "ecgstudy.sources.ptbxl:PTBXLSource",
     "simulated": "ecgstudy.sources.ptbxl:PTBXLSource",
+    "cinc": "ecgstudy.sources.cinc:CinCSource",
+    "wfdb": "ecgstudy.sources.wfdb_folder:WFDBFolderSource",
+    "code15": "ecgstudy.sources.code15:Code15Source",
+    "mimic": "ecgstudy.sources.mimic:MimicSource",
 }
 
 __all__ = ["READERS", "RawSignal", "ReadFailure", "Record", "RecordReadError", "Source", "open_source"]
