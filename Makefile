@@ -10,7 +10,7 @@ export MPLBACKEND := agg
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv study test test-fast lab bench clean-outputs
+.PHONY: help venv study test test-fast lab bench params clean-outputs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test-fast: $(STAMP) ## Run the unit tests only (skips the end-to-end dvc repro)
 
 lab: $(STAMP) ## Open the notebooks in JupyterLab
 	jupyter lab notebooks/
+
+params: $(STAMP) ## Regenerate params.yaml from the code's defaults (PROFILE=ptbxl|cinc|code15|mimic for a real dataset)
+	python -m ecgstudy.params_file $(if $(PROFILE),--profile $(PROFILE))
 
 bench: $(STAMP) ## Run the benchmark scripts (print throughput numbers)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done

@@ -10,6 +10,9 @@ Scores per (record, condition) pair, on ``s = moving_average(|attribution|)`` ov
 pointing game (is argmax(s) inside the mask; chance ~ the mask's share of the ECG), mass fraction (share of
 ``s`` inside the mask) and enrichment (mass fraction / mask share; chance 1), and the AUROC of ``s`` as a
 detector of mask samples (chance 0.5).
+
+Without ground truth (real data) a map can only be described, not scored: :func:`lead_shares` gives the
+share of |attribution| each lead carries (which leads a model uses for a condition).
 """
 
 from __future__ import annotations
@@ -85,6 +88,39 @@ def gradient_x_input(model: nn.Module, x: torch.Tensor, lead_mask: torch.Tensor 
         (grads,) = torch.autograd.grad(_target_logit(model, xb, mask, target[lo : lo + batch_size]).sum(), xb)
         out[lo : lo + xb.shape[0]] = (xb * grads).detach().numpy()
     return out
+
+
+def target_probability(model: nn.Module, x: torch.Tensor, lead_mask: torch.Tensor | None,
+                       target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(probability of the target (B,), logit(x) - logit(0) (B,)): the model's confidence and the gap
+    integrated gradients with a zero baseline must add up to (completeness)."""
+    with torch.no_grad():
+        model.eval()
+        logit = _target_logit(model, x, lead_mask, target).numpy()
+        gap = logit - _target_logit(model, torch.zeros_like(x), lead_mask, target).numpy()
+    return 1.0 / (1.0 + np.exp(-logit)), gap
+
+
+def completeness_error(ig: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """|sum of each integrated-gradients map (B, 12, T) - gap| / |gap|: (B,), small when n_steps suffice."""
+    return np.abs(ig.sum(axis=(1, 2)) - gap) / np.maximum(np.abs(gap), 1e-6)
+
+
+def lead_shares(attribution: np.ndarray, lead_mask: np.ndarray | None = None) -> np.ndarray:
+    """Share of each map's |attribution| carried by each lead: (B, 12), rows summing to 1.
+
+    Parameters
+    ----------
+    attribution : (B, 12, T) maps (signed or not).
+    lead_mask : (B, 12) bool, leads present; absent leads get share 0. None = all present.
+
+    A map with no attribution at all gets a row of NaN (nothing to share out).
+    """
+    mass = np.abs(np.nan_to_num(np.asarray(attribution, dtype=np.float64))).sum(axis=-1)  # (B, 12)
+    if lead_mask is not None:
+        mass = np.where(np.asarray(lead_mask, bool), mass, 0.0)
+    total = mass.sum(axis=1, keepdims=True)
+    return np.divide(mass, total, out=np.full_like(mass, np.nan), where=total > 0)
 
 
 def random_attribution(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -214,18 +250,14 @@ def attribute_and_score(model: nn.Module, x: torch.Tensor, lead_mask: torch.Tens
     (|sum of the map - (logit(x) - logit(0))| / |logit(x) - logit(0)|: too few ``n_steps`` shows here);
     maps gives each method's (P, 12, T) attribution.
     """
-    with torch.no_grad():
-        model.eval()
-        logit = _target_logit(model, x, lead_mask, target).numpy()
-        gap = logit - _target_logit(model, torch.zeros_like(x), lead_mask, target).numpy()
-    prob = 1.0 / (1.0 + np.exp(-logit))
+    prob, gap = target_probability(model, x, lead_mask, target)
     maps = {
         "integrated_gradients": integrated_gradients(model, x, lead_mask, target, n_steps, batch_size),
         "gradient_x_input": gradient_x_input(model, x, lead_mask, target, batch_size),
         "signal_magnitude": np.abs(x.numpy()).astype(np.float32),
         "random": random_attribution(tuple(x.shape), rng),
     }
-    completeness = np.abs(maps["integrated_gradients"].sum(axis=(1, 2)) - gap) / np.maximum(np.abs(gap), 1e-6)
+    completeness = completeness_error(maps["integrated_gradients"], gap)
     lm = None if lead_mask is None else lead_mask.numpy()
     rows = []
     for method, arr in maps.items():

@@ -126,7 +126,8 @@ def curation_metrics(store: Store, summaries: dict[str, dict], intervals: pd.Dat
     Parameters
     ----------
     store : the main curated store.
-    summaries : {"main": summary, "rare": summary} as returned by curation.
+    summaries : {"main": summary, "rare": summary} as returned by curation (for a real dataset the
+        ``rare`` summary is :func:`ecgstudy.rare_sets.build_rare_store`'s, with one entry per configured set).
     intervals : the per-condition interval table (:func:`ecgstudy.measure.interval_table`), indexed by code.
     """
     rec = store.records
@@ -141,6 +142,13 @@ def curation_metrics(store: Store, summaries: dict[str, dict], intervals: pd.Dat
     for name, summary in summaries.items():
         metrics[f"{name}_kept"] = int(summary["n_kept"])
         metrics[f"{name}_excluded"] = int(sum(summary["excluded_by_reason"].values()))
+        if "sets" in summary:  # rare-disease sets drawn from a real dataset: what was built or skipped
+            for s in summary["sets"]:  # one flat entry per code: the report shows them as one table
+                metrics[f"{name}_set_{s['code']}"] = {
+                    "status": s["status"], "case_patients": s["case_patients"], "control_patients": s["control_patients"]
+                }
+            if not summary["sets"]:
+                metrics[f"{name}_sets"] = "none configured"
     shifts = {}
     for code, measure_name, reference in EXPECTED_SHIFTS:
         if code in intervals.index and reference in intervals.index:

@@ -13,11 +13,17 @@ about 1-2 ms, i.e. minutes for the study's thousands of resamples on 2 cores.
 Bootstrap (as in the PTB-XL benchmark): each resample draws N records with replacement and is redrawn
 until every evaluable label has at least one positive and one negative in it, so no resample silently
 drops a rare label. Paired comparisons evaluate two models on the very same resamples.
+
+Sliding-window evaluation (the PTB-XL benchmark's test protocol for models trained on short crops):
+:func:`predict_windows` runs a model on every window of each record (:func:`ecgstudy.store.window_starts`)
+and aggregates the per-window probabilities per record (max or mean); :func:`window_outputs` and
+:func:`aggregate_windows` are its two halves, for callers with their own head (cached-feature probes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -267,3 +273,84 @@ def per_label_table(y: np.ndarray, scores: np.ndarray, labels: list[str]) -> pd.
             "auprc": per_label(y, scores, "auprc"),
         }
     )
+
+
+# ----------------------------------------------------------------------------- sliding windows
+
+#: Per-record aggregations of window probabilities (the benchmark uses max).
+AGGREGATES = ("max", "mean")
+
+
+def aggregate_windows(values: np.ndarray, how: str = "max") -> np.ndarray:
+    """Aggregate per-window values (N, W, K) over the W windows of each record: (N, K)."""
+    values = np.asarray(values)
+    if values.ndim != 3 or values.shape[1] < 1:
+        raise ValueError(f"expected per-window values of shape (N, W >= 1, K), got {values.shape}")
+    if how == "max":
+        return values.max(axis=1)
+    if how == "mean":
+        return values.mean(axis=1)
+    raise ValueError(f"unknown window aggregation {how!r}; valid: {list(AGGREGATES)}")
+
+
+def window_outputs(
+    forward: Callable[[dict[str, Any]], Any],
+    dataset: Any,
+    window: int,
+    stride: int,
+    *,
+    batch_size: int = 128,
+    device: Any = "cpu",
+    bf16: bool = True,
+) -> np.ndarray:
+    """``forward(batch) -> (B, K)`` on every window of every record: float32 (N, W, K).
+
+    ``dataset`` is a whole-record :class:`ecgstudy.store.ECGDataset` of N records; ``window`` and
+    ``stride`` are in samples (:func:`ecgstudy.store.window_starts`: W windows per record, each
+    normalised on its own like a training crop).
+    """
+    from ecgstudy.store import WindowedDataset
+    from ecgstudy.train import predict
+
+    view = WindowedDataset(dataset, window, stride)
+    out, _ = predict(forward, view, batch_size=batch_size, device=device, bf16=bf16, keys=())
+    return out.reshape(len(dataset), len(view.starts), -1)
+
+
+def predict_windows(
+    forward: Callable[[dict[str, Any]], Any],
+    dataset: Any,
+    window: int,
+    stride: int,
+    aggregate: str = "max",
+    *,
+    batch_size: int = 128,
+    device: Any = "cpu",
+    bf16: bool = True,
+    keys: Iterable[str] = ("y",),
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sliding-window prediction: per-record aggregated probabilities of a logit model.
+
+    Parameters
+    ----------
+    forward : ``forward(batch) -> logits (B, K)`` (batches of :class:`ecgstudy.store.ECGDataset` items)
+    dataset : whole-record :class:`ecgstudy.store.ECGDataset` of N records of T samples
+    window, stride : window length and step between window starts, in samples (window <= T)
+    aggregate : ``max`` (PTB-XL benchmark) or ``mean`` of the window probabilities sigmoid(logit)
+    batch_size, device, bf16 : as :func:`ecgstudy.train.predict`
+    keys : per-record fields returned alongside: ``y`` (targets (N, L)) and/or ``index`` (store rows (N,))
+
+    Returns
+    -------
+    (probabilities float64 (N, K), {key: (N, ...)}), records in the dataset's order.
+    """
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"unknown window aggregation {aggregate!r}; valid: {list(AGGREGATES)}")
+    available = {"y": "y", "index": "rows"}
+    unknown = [k for k in keys if k not in available]
+    if unknown:
+        raise KeyError(f"predict_windows returns per-record fields {list(available)}, not {unknown}")
+    logits = window_outputs(forward, dataset, window, stride, batch_size=batch_size, device=device, bf16=bf16)
+    probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # (N, W, K)
+    fields = {k: np.asarray(getattr(dataset, available[k])) for k in keys}
+    return aggregate_windows(probs, aggregate), fields

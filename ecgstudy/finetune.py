@@ -15,6 +15,15 @@ external-site splits are only predicted once, at the end, and scored with macro 
 bootstrap intervals on resamples shared by all models (see :mod:`ecgstudy.evaluate`). Paired bootstrap
 differences compare pretrained vs scratch and linear_probe vs random_probe.
 
+Input protocol. By default models train on and are scored on whole records. The PTB-XL benchmark
+protocol is ``train_crop_s`` (full fine-tunes train on random crops, redrawn every epoch) plus
+``eval_window_s`` / ``eval_stride_s`` / ``eval_aggregate``: validation, test and external records are
+scored by sliding windows whose probabilities are aggregated per record
+(:func:`ecgstudy.evaluate.predict_windows`), the same way for model selection and for the reported
+numbers. The probes' heads are fitted on cached features, which cannot be re-cropped every epoch: with
+windows they are fitted on the embeddings of every window of the training records and scored like the
+full fine-tunes; without, on whole-record embeddings (``train_crop_s`` does not apply to them).
+
 The reusable pieces (:func:`train_full`, :func:`train_probe`, :func:`embed_dataset`) also serve the
 rare-disease transfer stage.
 """
@@ -59,6 +68,10 @@ class FinetuneConfig:
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # see the module docstring
     fractions: list[float] = field(default_factory=lambda: [0.05, 0.25, 1.0])  # train-split patient fractions
     eval_splits: list[str] = field(default_factory=lambda: ["test", "external"])  # scored once, at the end
+    train_crop_s: float | None = None  # random training crops (s), redrawn every epoch (PTB-XL benchmark: 2.5); null = whole records
+    eval_window_s: float | None = None  # sliding-window scoring of val/test/external: window (s) (benchmark: 2.5); null = whole records
+    eval_stride_s: float = 1.25  # step between window starts (s) (benchmark: half the window)
+    eval_aggregate: Literal["max", "mean"] = "max"  # per-record aggregation of the window probabilities (benchmark: max)
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             epochs=10, min_steps=100, batch_size=64, lr=1e-3, warmup_frac=0.1, patience=4, max_evals=10
@@ -87,6 +100,36 @@ class FinetuneConfig:
             raise ValueError(f"eval_splits {bad} not in ['test', 'external', 'val']")
         if self.n_boot < 1 or not 0 < self.ci < 1 or not 0 <= self.dropout < 1:
             raise ValueError("n_boot must be >= 1, ci in (0, 1), dropout in [0, 1)")
+        for key in ("train_crop_s", "eval_window_s", "eval_stride_s"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ValueError(f"{key} must be positive (or null where allowed), got {value}")
+
+    def input_samples(self, fs: float, n_samples: int) -> tuple[int | None, tuple[int, int] | None]:
+        """(training crop, (eval window, stride)) in samples for records of ``n_samples`` at ``fs`` Hz;
+        None where whole records are used. Fails naming the key when a length does not fit the records."""
+        def samples(key: str) -> int:
+            n = int(round(getattr(self, key) * fs))
+            if not 1 <= n <= n_samples:
+                raise ValueError(f"finetune.{key} = {getattr(self, key)} s is {n} samples at {fs:g} Hz; it must be "
+                                 f"between 1 sample and the records' {n_samples} samples ({n_samples / fs:g} s)")
+            return n
+
+        crop = samples("train_crop_s") if self.train_crop_s is not None else None
+        if self.eval_window_s is None:
+            return crop, None
+        stride = int(round(self.eval_stride_s * fs))
+        if stride < 1:
+            raise ValueError(f"finetune.eval_stride_s = {self.eval_stride_s} s is under one sample at {fs:g} Hz")
+        return crop, (samples("eval_window_s"), stride)
+
+    def protocol(self) -> dict[str, str]:
+        """Plain-words training and evaluation inputs (for the metrics)."""
+        train = "whole records" if self.train_crop_s is None else f"random {self.train_crop_s:g} s crops, redrawn every epoch"
+        if self.eval_window_s is None:
+            return {"train_inputs": train, "eval_inputs": "whole records"}
+        return {"train_inputs": train, "eval_inputs": f"{self.eval_window_s:g} s windows every {self.eval_stride_s:g} s, "
+                                                      f"{self.eval_aggregate} of the window probabilities per record"}
 
 
 @dataclass
@@ -154,6 +197,12 @@ def bce_loss(pos_weight: torch.Tensor | None, input_key: str = "x"):
     return loss_fn
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    """float32 log-odds of probabilities (clipped away from 0 and 1): aggregated window scores as logits."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    return (np.log(p) - np.log1p(-p)).astype(np.float32)
+
+
 def _val_metrics(logits: np.ndarray, y: np.ndarray, pos_weight: torch.Tensor | None) -> dict[str, float]:
     """Validation loss (same weighting as training) and macro AUROC of logits (N, L) vs y (N, L)."""
     loss = F.binary_cross_entropy_with_logits(torch.as_tensor(logits), torch.as_tensor(y), pos_weight=pos_weight)
@@ -169,6 +218,28 @@ def embed_dataset(encoder: nn.Module, dataset: Dataset, *, bf16: bool, device: s
     return z
 
 
+@torch.no_grad()
+def embed_windows(encoder: nn.Module, dataset: Dataset, window: int, stride: int, *, bf16: bool, device: str = "cpu",
+                  batch_size: int = 128) -> np.ndarray:
+    """Pooled embeddings (N, W, D) of every sliding window of every record of a whole-record store dataset."""
+    encoder.eval().to(device)
+    return evaluate.window_outputs(lambda b: encoder.embed(b["x"], b["lead_mask"].bool()), dataset, window, stride,
+                                   batch_size=batch_size, device=device, bf16=bf16)
+
+
+def predict_probs(model: nn.Module, dataset: Dataset, windows: tuple[int, int, str] | None, *, device, bf16: bool) -> np.ndarray:
+    """Per-record probabilities (N, L) of a classifier: whole records, or sliding ``(window, stride,
+    aggregate)`` windows (:func:`ecgstudy.evaluate.predict_windows`)."""
+    def forward(b):
+        return model(b["x"], b["lead_mask"].bool())
+
+    if windows is None:
+        logits, _ = predict(forward, dataset, device=device, bf16=bf16, keys=())
+        return 1.0 / (1.0 + np.exp(-logits))
+    probs, _ = evaluate.predict_windows(forward, dataset, *windows, device=device, bf16=bf16, keys=())
+    return probs
+
+
 def train_full(
     encoder: nn.Module,
     train_set: Dataset,
@@ -181,19 +252,24 @@ def train_full(
     pos_weight: torch.Tensor | None = None,
     monitor: str = "val_loss",
     desc: str = "finetune",
+    windows: tuple[int, int, str] | None = None,
 ) -> tuple[Classifier, FitResult]:
     """Fine-tune ``encoder`` + a new linear head end to end.
 
-    With ``val_set`` (store dataset whose ``y`` are the targets) the best epoch on it is kept; without,
-    the weights after the last step.
+    With ``val_set`` (whole-record store dataset whose ``y`` are the targets) the best epoch on it is kept;
+    without, the weights after the last step. ``windows`` = (window, stride, aggregate): validation
+    records are scored by sliding windows (:func:`predict_probs`), as the test records will be.
     """
     torch.manual_seed(seed)
     model = Classifier(encoder, n_labels, dropout=dropout)
     device = resolve_device(cfg.device)
 
     def validate(m: nn.Module) -> dict[str, float]:
-        logits, fields = predict(lambda b: m(b["x"], b["lead_mask"].bool()), val_set, device=device, bf16=cfg.bf16)
-        return _val_metrics(logits, fields["y"], pos_weight)
+        if windows is None:
+            logits, fields = predict(lambda b: m(b["x"], b["lead_mask"].bool()), val_set, device=device, bf16=cfg.bf16)
+            return _val_metrics(logits, fields["y"], pos_weight)
+        probs = predict_probs(m, val_set, windows, device=device, bf16=cfg.bf16)
+        return _val_metrics(_logit(probs), val_set.y, pos_weight)
 
     mode = "min" if monitor == "val_loss" else "max"
     result = fit(
@@ -214,11 +290,15 @@ def train_probe(
     seed: int,
     pos_weight: torch.Tensor | None = None,
     monitor: str = "val_loss",
+    val_windows: int = 1,
+    val_aggregate: str = "max",
 ) -> tuple[Classifier, FitResult]:
     """Linear head on frozen features; returns a :class:`Classifier` (frozen ``encoder`` + that head).
 
     ``z_*`` are the encoder's pooled embeddings (N, D) of the records (see :func:`embed_dataset`), ``y_*``
-    their targets (N, L); without validation features the head after the last step is kept. Features are
+    their targets (N, L); without validation features the head after the last step is kept. With
+    ``val_windows`` W > 1, ``z_val`` holds W consecutive window embeddings per record (N_val * W, D) and
+    the head's window probabilities are aggregated per record (``val_aggregate``) before scoring. Features are
     standardised with the training set's mean and standard deviation while the head is fitted (so the
     learning rate suits any encoder's feature scale), then the standardisation is folded into the head's
     weights: the returned classifier takes raw signals. The encoder's weights and batch-norm statistics
@@ -231,7 +311,11 @@ def train_probe(
 
     def validate(m: nn.Module) -> dict[str, float]:
         z = torch.as_tensor((z_val - mean) / std, dtype=torch.float32)
-        return _val_metrics(m(z).numpy(), y_val, pos_weight)
+        logits = m(z).numpy()
+        if val_windows > 1:
+            probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+            logits = _logit(evaluate.aggregate_windows(probs.reshape(-1, val_windows, probs.shape[1]), val_aggregate))
+        return _val_metrics(logits, y_val, pos_weight)
 
     mode = "min" if monitor == "val_loss" else "max"
     cfg = dataclasses.replace(cfg, device="cpu")  # a linear layer on cached features: no accelerator needed
@@ -305,13 +389,18 @@ def run_finetune(
     preprocessing = info["preprocessing"]
     device = resolve_device(cfg.optim.device)
     bf16 = cfg.optim.bf16
+    crop, window = cfg.input_samples(store.fs, store.n_samples)
+    windows = None if window is None else (*window, cfg.eval_aggregate)  # (window, stride, aggregate)
 
-    features: dict[str, dict[str, np.ndarray]] = {}
+    features: dict[str, dict[str, np.ndarray]] = {}  # (N, D) whole records, or (N, W, D) windows
     # random_probe and scratch start from the same seeded random init, so their comparison is paired
     probe_encoders = {"linear_probe": pretrained, "random_probe": _fresh_encoder(info["spec"], seed)}
     for strategy in [s for s in cfg.strategies if s in _FROZEN]:
         enc = probe_encoders[strategy]
-        features[strategy] = {s: embed_dataset(enc, ds, bf16=bf16, device=device) for s, ds in datasets.items()}
+        if window is None:
+            features[strategy] = {s: embed_dataset(enc, ds, bf16=bf16, device=device) for s, ds in datasets.items()}
+        else:
+            features[strategy] = {s: embed_windows(enc, ds, *window, bf16=bf16, device=device) for s, ds in datasets.items()}
 
     rows, per_label_rows, curves, scores = [], [], [], {}
     for fraction in cfg.fractions:
@@ -321,26 +410,36 @@ def run_finetune(
         weight = pos_weights(y_sub) if cfg.pos_weight else None
         for strategy in cfg.strategies:
             start = time.perf_counter()
-            if strategy in _FROZEN:
+            if strategy in _FROZEN and window is None:
                 feats = features[strategy]
                 model, fitted = train_probe(
                     probe_encoders[strategy], feats["train"][pos_in_train], y_sub, feats["val"], datasets["val"].y,
                     cfg.probe, seed=seed, pos_weight=weight, monitor=cfg.monitor,
                 )
                 preds = {s: torch.sigmoid(model.head(torch.as_tensor(feats[s]))).detach().numpy() for s in cfg.eval_splits}
+            elif strategy in _FROZEN:  # one training example per window; window probabilities aggregated per record
+                feats = features[strategy]
+                n_windows, dim = feats["train"].shape[1:]
+                model, fitted = train_probe(
+                    probe_encoders[strategy], feats["train"][pos_in_train].reshape(-1, dim), np.repeat(y_sub, n_windows, axis=0),
+                    feats["val"].reshape(-1, dim), datasets["val"].y, cfg.probe, seed=seed, pos_weight=weight,
+                    monitor=cfg.monitor, val_windows=n_windows, val_aggregate=cfg.eval_aggregate,
+                )
+                preds = {}
+                for s in cfg.eval_splits:
+                    with torch.no_grad():
+                        p = torch.sigmoid(model.head(torch.as_tensor(feats[s]))).double().numpy()  # (N, W, L)
+                    preds[s] = evaluate.aggregate_windows(p, cfg.eval_aggregate)
             else:
                 encoder = _fresh_encoder(info["spec"], seed)
                 if strategy in _PRETRAINED:
                     encoder.load_state_dict(pretrained.state_dict())
-                train_set = ECGDataset(store, sub, labels=targets)
+                train_set = ECGDataset(store, sub, labels=targets, crop=crop, random_crop=crop is not None, seed=seed)
                 model, fitted = train_full(
                     encoder, train_set, datasets["val"], len(labels), cfg.optim, seed=seed, dropout=cfg.dropout,
-                    pos_weight=weight, monitor=cfg.monitor, desc=f"{strategy} {fraction:g}",
+                    pos_weight=weight, monitor=cfg.monitor, desc=f"{strategy} {fraction:g}", windows=windows,
                 )
-                preds = {}
-                for s in cfg.eval_splits:
-                    logits, _ = predict(lambda b: model(b["x"], b["lead_mask"].bool()), datasets[s], device=device, bf16=bf16, keys=())
-                    preds[s] = 1.0 / (1.0 + np.exp(-logits))
+                preds = {s: predict_probs(model, datasets[s], windows, device=device, bf16=bf16) for s in cfg.eval_splits}
             seconds = time.perf_counter() - start
             save_checkpoint(
                 Path(models_dir) / checkpoint_name(strategy, fraction), model,
@@ -393,7 +492,7 @@ def _compare(scores: dict, y_by_split: dict[str, np.ndarray], cfg: FinetuneConfi
 
 def _headline(results: pd.DataFrame, comparisons: pd.DataFrame, labels: list[str], cfg: FinetuneConfig) -> dict[str, Any]:
     """Flat-ish metrics: macro AUROC/AUPRC (+ CI) per split, strategy and fraction; key differences."""
-    metrics: dict[str, Any] = {"task": cfg.task, "n_labels": len(labels)}
+    metrics: dict[str, Any] = {"task": cfg.task, "n_labels": len(labels), "protocol": cfg.protocol()}
     for row in results.itertuples():
         key = f"{row.strategy}_{row.fraction:g}"
         metrics.setdefault(row.split, {})[key] = {

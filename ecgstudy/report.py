@@ -40,8 +40,9 @@ STAGE_INTROS: dict[str, str] = {
     "transfer": "Rare conditions with small training sets: foundation encoder vs training from scratch.",
     "latent": "Embedding space of the pretrained encoder vs a random-init encoder of the same architecture: "
               "UMAP by diagnosis and by site, and a k-NN probe.",
-    "saliency": "Attribution maps of a fine-tuned classifier scored against the simulator's ground-truth "
-                "signature masks.",
+    "saliency": "Attribution maps of a fine-tuned classifier, scored against the simulator's ground-truth "
+                "signature masks (simulated data) or, without ground truth (real data), described by the share "
+                "of attribution each lead carries per condition.",
 }
 #: Figure captions keyed by file-name pattern (fnmatch on the file name, first match wins).
 CAPTIONS: tuple[tuple[str, str], ...] = (
@@ -62,8 +63,11 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                             "over (record, condition) pairs with 95% bootstrap intervals; grey bars are "
                             "the signal-magnitude and random reference maps, dashed lines chance."),
     ("saliency_example_*.png", "Integrated-gradients attribution (heat) for the named condition on a "
-                               "held-out ECG; blue boxes outline where the simulator placed the "
-                               "condition's signature."),
+                               "held-out ECG; on simulated data, blue boxes outline where the simulator "
+                               "placed the condition's signature (real data has no such ground truth)."),
+    ("lead_attribution.png", "Share of integrated-gradients attribution carried by each lead, per condition "
+                             "(rows sum to 1; the colour-bar line marks the uniform 1/12). No ground truth: "
+                             "a description of which leads the model uses, not a score."),
     ("synthetic_check*.png", "Scoring check on a synthetic task whose label depends only on a bump in V2 "
                              "between 3 and 4 s."),
 )

@@ -5,6 +5,12 @@ condition it truly has), the logit of that condition is explained with integrate
 x input, and the maps are scored against the mask next to a random and a signal-magnitude reference (see
 :mod:`ecgstudy.attribution` for the methods and scores).
 
+A real dataset has no masks, so nothing can be scored (and nothing is: the metrics say
+``ground_truth: false`` and carry no localisation score). The classifier is still explained, on a seeded
+sample of the split's records reported positive for each condition, and the maps are described: the share
+of attribution each lead carries, per condition (which leads the model uses for what), next to the share
+of the signal magnitude (a reference that only knows where the ECG is large).
+
 :func:`synthetic_check` shows the scoring means something: on a task whose label depends only on a bump
 in lead V2 between 3 and 4 s, a small CNN trained for a few steps must put its attribution there.
 """
@@ -19,7 +25,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ecgstudy.attribution import SCORES, attribute_and_score, magnitude, signature_mask, summarise_scores
+from ecgstudy.attribution import (
+    SCORES, attribute_and_score, completeness_error, gradient_x_input, integrated_gradients, lead_shares, magnitude,
+    signature_mask, summarise_scores, target_probability,
+)
 from ecgstudy.plots.ecg import LEADS
 
 
@@ -27,11 +36,12 @@ from ecgstudy.plots.ecg import LEADS
 class SaliencyConfig:
     """params.yaml section ``saliency``."""
 
-    store: str = "main"  # store folder under data.curated (needs signature_masks.parquet)
+    store: str = "main"  # store folder under data.curated (signature_masks.parquet: scored; none: described per lead)
     classifier: str = "models/finetune/pretrained_1.pt"  # fine-tuned classifier explained (finetune output)
     split: str = "test"  # store split whose records are explained (never seen in training)
     max_records: int = 48  # records explained: a seeded sample of those with ground-truth masks (IG cost)
-    codes: tuple[str, ...] = ()  # conditions explained; empty = every classifier label that has masks
+    records_per_condition: int = 8  # without masks: records reported positive explained per condition (seeded sample)
+    codes: tuple[str, ...] = ()  # conditions explained; empty = every classifier label that has masks (without masks: every label)
     max_mask_share: float = 0.5  # skip diffuse signatures (e.g. AF over the whole strip): nothing to localise
     n_steps: int = 32  # integrated-gradients path steps (the metrics report the completeness error they leave)
     batch_size: int = 256  # interpolated inputs per forward/backward pass (memory vs speed)
@@ -42,8 +52,8 @@ class SaliencyConfig:
     num_threads: int = 0  # torch CPU threads (0 = torch default)
 
     def validate(self) -> None:
-        if self.n_steps < 1 or self.max_records < 1 or self.batch_size < 1:
-            raise ValueError("n_steps, max_records and batch_size must be >= 1")
+        if self.n_steps < 1 or self.max_records < 1 or self.batch_size < 1 or self.records_per_condition < 1:
+            raise ValueError("n_steps, max_records, records_per_condition and batch_size must be >= 1")
         if not 0.0 < self.max_mask_share <= 1.0:
             raise ValueError(f"max_mask_share must be in (0, 1], got {self.max_mask_share}")
         if self.smooth_s < 0:
@@ -159,7 +169,7 @@ class Example:
     """One explained (record, condition) pair, ready to draw with :func:`ecgstudy.plots.ecg.plot_saliency_ecg`.
 
     ``signal`` (12, T) in mV, ``attribution`` (12, T) the scored map (|integrated gradients| smoothed over
-    ``smooth_s``) and ``mask`` (12, T) bool, all at ``fs`` Hz.
+    ``smooth_s``) and ``mask`` (12, T) bool (None without ground truth), all at ``fs`` Hz.
     """
 
     record_id: str
@@ -169,7 +179,7 @@ class Example:
     fs: float
     signal: np.ndarray
     attribution: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray | None
 
 
 @dataclass
@@ -178,12 +188,16 @@ class SaliencyResult:
 
     Attributes
     ----------
-    scores : one row per (pair, method): record_id, code, label, prob and the scores of :func:`score_map`
-    summary : :func:`summarise_scores` table (one row per method, 95% bootstrap intervals)
-    per_condition : mean scores per (method, code)
+    scores : one row per (pair, method): record_id, code, label, prob and the scores of :func:`score_map`;
+        without ground truth, the pair's share of attribution per lead (columns I ... V6) instead
+    summary : :func:`summarise_scores` table (one row per method, 95% bootstrap intervals); without ground
+        truth, the mean lead shares per method over all pairs
+    per_condition : mean scores per (method, code); without ground truth, mean lead shares per (method,
+        code) with ``n_pairs``, ``prob`` and ``top_leads``
     examples : integrated-gradients overlays to draw
     validity : :func:`synthetic_check` table, or None when switched off
     metrics : flat-ish dict for reports/metrics/saliency.json
+    ground_truth : whether the maps were scored against signature masks
     """
 
     scores: pd.DataFrame
@@ -192,6 +206,7 @@ class SaliencyResult:
     examples: list[Example] = field(default_factory=list)
     validity: pd.DataFrame | None = None
     metrics: dict = field(default_factory=dict)
+    ground_truth: bool = True
 
 
 def label_for_code(code: str, labels: list[str], label_info: dict[str, dict[str, str]]) -> str | None:
@@ -246,7 +261,8 @@ def run_saliency(cfg: SaliencyConfig, store_dir: str | Path, classifier_path: st
     Parameters
     ----------
     cfg : saliency section of params.yaml.
-    store_dir : curated store (contract 2) with ``signature_masks.parquet`` (times in the stored window).
+    store_dir : curated store (contract 2) with ``signature_masks.parquet`` (times in the stored window);
+        without it (real data) the maps are described per lead instead (:func:`explain_without_masks`).
     classifier_path : classifier checkpoint (``ecgstudy.models.checkpoint``).
     seed : study seed (record sample, random reference maps, bootstrap, synthetic check).
     """
@@ -258,12 +274,11 @@ def run_saliency(cfg: SaliencyConfig, store_dir: str | Path, classifier_path: st
     rng = np.random.default_rng(seed)
     store = Store(store_dir)
     spans = store.signature_masks()
-    if spans is None:
-        raise FileNotFoundError(f"{store.path}: no signature_masks.parquet, so no ground truth to score "
-                                "saliency against (only the simulated cohort has it)")
-    spans = spans.astype({"record_id": str})
     model, info = load_classifier(classifier_path)
     check_preprocessing(info["preprocessing"], store.meta, str(classifier_path))
+    if spans is None:
+        return explain_without_masks(cfg, store, model, info, Path(classifier_path).stem, rng, seed)
+    spans = spans.astype({"record_id": str})
     labels = list(info["labels"])
     fs, n_samples = float(store.fs), int(store.n_samples)
     pairs = select_pairs(spans, store.records, store.indices(cfg.split), labels,
@@ -314,28 +329,160 @@ def _pick_examples(pairs: pd.DataFrame, scores: pd.DataFrame, n: int) -> list[in
 def _metrics(summary: pd.DataFrame, scores: pd.DataFrame, validity: pd.DataFrame | None, pairs: pd.DataFrame,
              classifier: str) -> dict:
     """Headline numbers: per method mean and 95% interval of each score, plus the validity check."""
-    out: dict = {"classifier": classifier, "n_pairs": int(len(pairs)), "n_records": int(pairs["record_id"].nunique()),
+    out: dict = {"ground_truth": True, "classifier": classifier, "n_pairs": int(len(pairs)),
+                 "n_records": int(pairs["record_id"].nunique()),
                  "n_conditions": int(pairs["code"].nunique()),
                  "ig_completeness_error_median": float(scores.loc[scores["method"] == "integrated_gradients",
                                                                    "completeness_error"].median())}
     for row in summary.to_dict("records"):
         out[row["method"]] = {f"{s}{suffix}": row[f"{s}{suffix}"] for s in SCORES for suffix in ("", "_lo", "_hi")}
-    if validity is not None:
-        v = validity.set_index("method")
-        out["synthetic_check"] = {
-            "heldout_accuracy": float(v["heldout_accuracy"].iloc[0]),
-            **{f"{m}_{s}": float(v.at[m, s]) for m in ("integrated_gradients", "random")
-               for s in ("pointing_hit_rate", "enrichment", "auroc")},
-        }
+    out.update(_validity_metrics(validity))
     return out
+
+
+def _validity_metrics(validity: pd.DataFrame | None) -> dict:
+    """``{"synthetic_check": {...}}`` headline of the synthetic check (empty when it did not run)."""
+    if validity is None:
+        return {}
+    v = validity.set_index("method")
+    return {"synthetic_check": {
+        "heldout_accuracy": float(v["heldout_accuracy"].iloc[0]),
+        **{f"{m}_{s}": float(v.at[m, s]) for m in ("integrated_gradients", "random")
+           for s in ("pointing_hit_rate", "enrichment", "auroc")},
+    }}
+
+
+# --------------------------------------------------------------------------------------------------
+# Without ground truth: explain and describe (real data)
+# --------------------------------------------------------------------------------------------------
+def select_positive_pairs(records: pd.DataFrame, targets: dict[str, np.ndarray], split_rows: np.ndarray,
+                          labels: list[str], label_info: dict, cfg: SaliencyConfig,
+                          rng: np.random.Generator) -> pd.DataFrame:
+    """Choose the (record, condition) pairs to explain when there are no masks.
+
+    Parameters
+    ----------
+    records : the store's records (``record_id``, ``y_<CODE>`` columns).
+    targets : {classifier label: 0/1 target (N,)} of every store row (the classifier's label task).
+    split_rows : store rows of the explained split.
+    labels : the classifier's outputs.
+    label_info : the store's ``meta["label_info"]`` (maps a code to a (sub)class output).
+    cfg : ``codes`` (default every output) and ``records_per_condition``.
+    rng : draws the records of each condition (conditions in order, each from its sorted positives).
+
+    Returns
+    -------
+    DataFrame with row, record_id, code, label: for each condition with a positive record in the split,
+    up to ``records_per_condition`` of them. A condition is an output itself (its target) or a store code
+    explained through the output :func:`label_for_code` gives (its ``y_`` column).
+    """
+    codes = list(cfg.codes) or list(labels)
+    rows = np.asarray(split_rows)
+    pairs, unusable = [], []
+    for code in codes:
+        if code in targets:
+            label, positive = code, targets[code][rows] > 0.5
+        else:
+            label = label_for_code(code, labels, label_info)
+            if label is None or f"y_{code}" not in records.columns:
+                unusable.append(code)
+                continue
+            positive = records[f"y_{code}"].to_numpy()[rows] == 1
+        chosen = rows[positive]
+        if len(chosen) > cfg.records_per_condition:
+            chosen = np.sort(rng.choice(chosen, size=cfg.records_per_condition, replace=False))
+        pairs += [{"row": int(r), "record_id": str(records.at[int(r), "record_id"]), "code": code, "label": label}
+                  for r in chosen]
+    if unusable and cfg.codes:
+        raise ValueError(f"saliency.codes {unusable}: neither a classifier output nor a store code mapped to one "
+                         f"(outputs: {labels})")
+    return pd.DataFrame(pairs, columns=["row", "record_id", "code", "label"])
+
+
+def explain_without_masks(cfg: SaliencyConfig, store, model: nn.Module, info: dict, classifier: str,
+                          rng: np.random.Generator, seed: int) -> SaliencyResult:
+    """The stage on a store without signature masks: explain, describe per lead, score nothing.
+
+    Integrated gradients and gradient x input of each pair's output logit (:func:`select_positive_pairs`),
+    then each map's share of |attribution| per lead (:func:`ecgstudy.attribution.lead_shares`), next to the
+    signal magnitude's share (with per-lead z-scored inputs it is about 1/12 per present lead).
+    """
+    from ecgstudy.labels import task_labels
+    from ecgstudy.store import ECGDataset
+
+    labels = list(info["labels"])
+    task = task_labels(store, info.get("config", {}).get("task", "all"), min_positives=0)
+    targets = {name: task.y[:, j] for j, name in enumerate(task.names) if name in labels}
+    pairs = select_positive_pairs(store.records, targets, store.indices(cfg.split), labels,
+                                  store.meta.get("label_info", {}), cfg, rng)
+    if pairs.empty:
+        raise ValueError(f"{store.path}: no record of split {cfg.split!r} is positive for any of the classifier's "
+                         f"outputs {labels} (codes filter: {list(cfg.codes) or 'none'})")
+    fs = float(store.fs)
+    dataset = ECGDataset(store, pairs["row"].to_numpy(), normalise=info["preprocessing"].get("normalise"))
+    items = [dataset[i] for i in range(len(dataset))]
+    x = torch.stack([it["x"] for it in items]).float()  # (P, 12, T)
+    lead_mask = torch.stack([it["lead_mask"] for it in items]).bool()  # (P, 12)
+    target = torch.tensor([labels.index(lab) for lab in pairs["label"]], dtype=torch.long)
+    prob, gap = target_probability(model, x, lead_mask, target)
+    maps = {  # no random reference: its lead shares are 1/12 by construction
+        "integrated_gradients": integrated_gradients(model, x, lead_mask, target, cfg.n_steps, cfg.batch_size),
+        "gradient_x_input": gradient_x_input(model, x, lead_mask, target, cfg.batch_size),
+        "signal_magnitude": np.abs(x.numpy()).astype(np.float32),
+    }
+    completeness = completeness_error(maps["integrated_gradients"], gap)
+    n, k = len(pairs), len(maps)  # one row per (method, pair), integrated gradients first
+    scores = pd.DataFrame({"pair": np.tile(np.arange(n), k), "method": np.repeat(list(maps), n),
+                           "prob": np.tile(prob, k), "completeness_error": np.r_[completeness, np.full(n * (k - 1), np.nan)]})
+    scores[list(LEADS)] = np.concatenate([lead_shares(arr, lead_mask.numpy()) for arr in maps.values()])
+    scores = scores.merge(pairs[["record_id", "code", "label"]], left_on="pair", right_index=True)
+    grouped = scores.groupby(["method", "code", "label"], sort=False)
+    per_condition = grouped[[*LEADS, "prob"]].mean().join(grouped.size().rename("n_pairs")).reset_index()
+    lead_cols = per_condition[list(LEADS)].to_numpy(dtype=float)
+    per_condition["top_leads"] = [", ".join(LEADS[j] for j in np.argsort(-row, kind="stable")[:3]) for row in lead_cols]
+    summary = scores.groupby("method", sort=False)[list(LEADS)].mean().reset_index()
+    smooth = max(1, int(round(cfg.smooth_s * fs)))
+    drawn = [Example(pairs.at[p, "record_id"], pairs.at[p, "code"], pairs.at[p, "label"], float(prob[p]), fs,
+                     np.asarray(store.signals[pairs.at[p, "row"]], dtype=np.float32),
+                     magnitude(maps["integrated_gradients"][p], smooth).astype(np.float32), None)
+             for p in _pick_examples(pairs, scores, cfg.n_examples)]
+    validity = synthetic_check(seed) if cfg.validity_check else None
+    ig = per_condition[per_condition["method"] == "integrated_gradients"]
+    metrics = {
+        "ground_truth": False,
+        "note": "no signature masks in the store: attribution is described per lead, not scored",
+        "classifier": classifier, "n_pairs": int(len(pairs)), "n_records": int(pairs["record_id"].nunique()),
+        "n_conditions": int(pairs["code"].nunique()),
+        "ig_completeness_error_median": float(np.median(completeness)),
+        **{f"lead_share_{row['method']}": {lead: row[lead] for lead in LEADS} for row in summary.to_dict("records")},
+        "top_leads_integrated_gradients": dict(zip(ig["code"], ig["top_leads"])),
+        **_validity_metrics(validity),
+    }
+    return SaliencyResult(scores, summary, per_condition, drawn, validity, metrics, ground_truth=False)
+
+
+def condition_table(result: SaliencyResult) -> pd.DataFrame:
+    """Per-condition table shown by the notebook: scores of integrated gradients and the random map
+    (ground truth), or integrated gradients' share of attribution per lead (no ground truth)."""
+    table = result.per_condition
+    if result.ground_truth:
+        return table[table["method"].isin(["integrated_gradients", "random"])]
+    return table[table["method"] == "integrated_gradients"].drop(columns="method").reset_index(drop=True)
 
 
 def write_tables(result: SaliencyResult, tables_dir: str | Path, plots_dir: str | Path) -> None:
     """Write the report tables (method summary, per-condition scores, synthetic check) and, for
-    ``dvc plots``, the per-pair scores (one row per record, condition and method)."""
+    ``dvc plots``, the per-pair scores (one row per record, condition and method). Without ground truth:
+    the per-lead attribution shares per condition and per method, and per pair for ``dvc plots``."""
     tables_dir, plots_dir = Path(tables_dir), Path(plots_dir)
     tables_dir.mkdir(parents=True, exist_ok=True)
     plots_dir.mkdir(parents=True, exist_ok=True)
+    _write_validity(result, tables_dir)
+    if not result.ground_truth:
+        result.per_condition.to_csv(tables_dir / "lead_attribution.csv", index=False)
+        result.summary.to_csv(tables_dir / "lead_attribution_by_method.csv", index=False)
+        result.scores.to_csv(plots_dir / "pair_lead_attribution.csv", index=False)
+        return
     result.summary.to_csv(tables_dir / "methods_summary.csv", index=False)
     per = result.per_condition.pivot_table(index="code", columns="method", values=["enrichment", "pointing_hit_rate"])
     per.columns = [f"{score}_{method}" for score, method in per.columns]
@@ -343,10 +490,27 @@ def write_tables(result: SaliencyResult, tables_dir: str | Path, plots_dir: str 
     per.insert(0, "n_pairs", counts)
     keep = [c for c in per.columns if c == "n_pairs" or c.endswith(("integrated_gradients", "random"))]
     per[keep].reset_index().to_csv(tables_dir / "per_condition.csv", index=False)
+    result.scores.to_csv(plots_dir / "pair_scores.csv", index=False)
+
+
+def _write_validity(result: SaliencyResult, tables_dir: Path) -> None:
     if result.validity is not None:
         result.validity.drop(columns=[c for c in result.validity if c.endswith(("_lo", "_hi"))]).to_csv(
             tables_dir / "synthetic_check.csv", index=False)
-    result.scores.to_csv(plots_dir / "pair_scores.csv", index=False)
+
+
+def draw_summary(result: SaliencyResult, figures_dir: str | Path) -> Path:
+    """The stage's summary figure: localisation scores per method (``saliency_scores.png``, ground truth)
+    or integrated gradients' share of attribution per lead and condition (``lead_attribution.png``)."""
+    from ecgstudy.plots.ecg import plot_lead_attribution, plot_saliency_scores
+
+    figures_dir = Path(figures_dir)
+    name, stale = ("saliency_scores", "lead_attribution") if result.ground_truth else ("lead_attribution", "saliency_scores")
+    (figures_dir / f"{stale}.png").unlink(missing_ok=True)  # the other case's figure of an earlier run
+    if result.ground_truth:
+        return plot_saliency_scores(result.summary, figures_dir / f"{name}.png")
+    return plot_lead_attribution(condition_table(result), figures_dir / f"{name}.png",
+                                 title="Share of |integrated gradients| per lead (rows sum to 1)")
 
 
 def draw_examples(result: SaliencyResult, figures_dir: str | Path, method: str = "|integrated gradients|") -> list[Path]:

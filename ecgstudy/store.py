@@ -1,7 +1,8 @@
 """Reading a curated store (contract 2 of ../shared/DESIGN.md) and serving it to torch.
 
 :class:`Store` opens the store's tables and memory-maps ``signals.npy`` (N, 12, T) float32 in mV;
-:class:`ECGDataset` yields normalised, optionally cropped items for training and evaluation. The
+:class:`ECGDataset` yields normalised, optionally cropped items for training and evaluation, and
+:class:`WindowedDataset` every sliding window of them (sliding-window evaluation). The
 store itself is plain numpy + pandas files; this module is a convenience, not a requirement.
 """
 
@@ -197,9 +198,12 @@ class ECGDataset(Dataset):
         return spare // 2
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.item(i, self.crop_start(i), self.crop)
+
+    def item(self, i: int, start: int, length: int) -> dict[str, Any]:
+        """Item ``i`` with its window set by hand: samples ``start:start + length``, normalised on their own."""
         row = int(self.rows[i])
-        start = self.crop_start(i)
-        x = np.asarray(self.store.signals[row, :, start : start + self.crop], dtype=np.float32)  # (12, crop)
+        x = np.asarray(self.store.signals[row, :, start : start + length], dtype=np.float32)  # (12, length)
         mask = self.store.lead_mask[row]
         x = normalise_signal(x, self.normalise, mask)
         return {
@@ -208,3 +212,43 @@ class ECGDataset(Dataset):
             "y": torch.from_numpy(self.y[i]),
             "index": row,
         }
+
+
+def window_starts(n_samples: int, window: int, stride: int) -> np.ndarray:
+    """First samples (int64, ascending) of the sliding windows over a record of ``n_samples``.
+
+    Windows lie wholly inside the record: starts 0, stride, 2 stride, ... up to ``n_samples - window``
+    (the PTB-XL benchmark's rule); a tail shorter than a stride after the last window is not covered.
+    A 10 s record at 100 Hz with 2.5 s windows every 1.25 s gives 7 windows that tile it exactly.
+
+    Raises ValueError when the record is shorter than one window or a length is not positive.
+    """
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1 sample, got window={window}, stride={stride}")
+    if window > n_samples:
+        raise ValueError(f"a window of {window} samples is longer than the records ({n_samples} samples)")
+    return np.arange(0, n_samples - window + 1, stride, dtype=np.int64)
+
+
+class WindowedDataset(Dataset):
+    """Every sliding window of every record of a whole-record :class:`ECGDataset`.
+
+    Item ``k`` is window ``k % W`` of record ``k // W`` (``W`` = ``len(starts)``, see :func:`window_starts`),
+    an :class:`ECGDataset` item whose ``x`` (12, window) is normalised on its own, as a training crop is,
+    plus ``window`` (the window's position). Records come in the base dataset's order, windows in time order.
+    """
+
+    def __init__(self, base: ECGDataset, window: int, stride: int):
+        if base.crop != base.store.n_samples:
+            raise ValueError(f"the base dataset must serve whole records ({base.store.n_samples} samples), "
+                             f"not crops of {base.crop}")
+        self.base = base
+        self.window = int(window)
+        self.starts = window_starts(base.store.n_samples, self.window, int(stride))
+
+    def __len__(self) -> int:
+        return len(self.base) * len(self.starts)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        i, w = divmod(int(k), len(self.starts))
+        return {**self.base.item(i, int(self.starts[w]), self.window), "window": w}

@@ -40,7 +40,7 @@ def _clean_stale(out_dir: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def _check_replaceable(out_dir: Path) -> None:
+def check_replaceable(out_dir: Path) -> None:
     """Refuse to replace a non-empty folder that is not a store (never delete unrelated data)."""
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -59,7 +59,7 @@ def atomic_folder(out_dir: str | Path) -> Iterator[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     _clean_stale(out_dir)
     tmp = _partial_dir(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -7,14 +7,29 @@ It returns (and optionally writes as CSV for ``dvc plots``) one metrics row per 
 
 The caller decides what a step computes: ``loss_fn(model, batch) -> (loss, logs)``; pretraining objectives
 and the supervised BCE of fine-tuning are both such functions.
+
+Data-parallel training: the same call runs on N processes when the script is started with
+``torchrun --nproc_per_node N script.py ...`` (one process per GPU, or N CPU processes). Each process
+draws ``cfg.batch_size`` samples per forward pass from its own shard of the epoch's permutation, so the
+global batch is ``batch_size x world_size x grad_accum`` samples per optimizer step and the gradients are
+averaged over all of them (DistributedDataParallel). Logged train metrics are averaged over all samples
+of all processes; validation, the history CSV and the state file are rank 0's, and the best-epoch and
+early-stopping decisions are shared, so all processes stop together with identical weights. An error in
+one process ends the run (torchrun stops the others). See :mod:`ecgstudy.distributed` for batch norm
+under DDP.
+
+Resuming: with ``state_path`` set, the training state is saved after every epoch; rerunning the same
+command continues after the last completed epoch and ends with bit-identical weights and history
+(same machine, same world size). Delete the file to start over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,11 +37,17 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm  # text bar: readable in papermill's executed notebooks and logs
+
+from ecgstudy import distributed, train_state
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
+
+# salts of distributed.mix_seed: the epoch permutations and the per-rank random streams never share a seed
+_SALT_SHUFFLE, _SALT_RANK = 1, 2
 
 
 @dataclass(frozen=True)
@@ -35,8 +56,8 @@ class TrainConfig:
 
     epochs: int = 10  # passes over the training set (upper bound when early stopping)
     min_steps: int = 0  # at least this many optimizer steps: small label fractions get more epochs
-    batch_size: int = 64  # samples per forward pass
-    grad_accum: int = 1  # forward passes per optimizer step (effective batch = batch_size x grad_accum)
+    batch_size: int = 64  # samples per forward pass and process (global batch = batch_size x processes x grad_accum)
+    grad_accum: int = 1  # forward passes per optimizer step (effective batch = batch_size x grad_accum per process)
     lr: float = 1e-3  # peak learning rate after warmup
     weight_decay: float = 0.01  # AdamW decoupled weight decay (ECG-FM: 0.01)
     betas: tuple[float, float] = (0.9, 0.98)  # AdamW betas (ECG-FM: 0.9, 0.98)
@@ -46,8 +67,8 @@ class TrainConfig:
     bf16: bool = True  # torch.autocast bf16 (1.5-1.8x faster on this CPU, same loss)
     patience: int = 0  # early stop after this many validations without improvement (0 = never)
     max_evals: int = 0  # validate at most this many times, evenly spaced, last epoch included (0 = every epoch)
-    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda
-    progress: bool = True  # tqdm bar with samples/s
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda (under torchrun: cuda:LOCAL_RANK)
+    progress: bool = True  # tqdm bar with samples/s (rank 0 only)
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -68,6 +89,7 @@ class FitResult:
     best_epoch: int  # epoch whose weights the model holds at the end (last epoch without validation)
     best_score: float  # monitored validation value at best_epoch (nan without validation)
     stopped_early: bool  # patience ran out before cfg.epochs
+    resumed_after: int = 0  # epochs restored from the state file (0 = trained from the start)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,6 +130,38 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int, 
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
 
 
+class EpochShards(DistributedSampler):
+    """Training order of :func:`fit`: a fresh permutation every epoch, sharded over processes.
+
+    The permutation of epoch ``e`` is drawn from a generator seeded with a mix of ``seed`` and ``e``
+    (:func:`ecgstudy.distributed.mix_seed`; unlike ``seed + e``, seeds s and s + 1 do not share orders).
+    Process ``r`` of ``W`` takes positions r, r + W, r + 2W, ... of it, padded by repetition (or, with
+    ``drop_last``, cut) to a multiple of W. Global step k of W processes with batch b therefore covers
+    the same samples as step k of one process with batch W*b. Call :meth:`set_epoch` before each epoch;
+    the order depends on nothing else, so a resumed run sees the same order.
+    """
+
+    def __iter__(self) -> Iterator[int]:
+        n = len(self.dataset)  # type: ignore[arg-type]
+        g = torch.Generator().manual_seed(distributed.mix_seed(self.seed, _SALT_SHUFFLE, self.epoch))
+        order = torch.randperm(n, generator=g).tolist()
+        if self.total_size > n:
+            order += (order * math.ceil(self.total_size / n))[: self.total_size - n]
+        return iter(order[: self.total_size][self.rank :: self.num_replicas])
+
+
+class _LossStep(nn.Module):
+    """``forward(batch) = loss_fn(model, batch)``: puts the whole step behind one forward for DDP."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss_fn(self.model, batch)
+
+
 def _improved(value: float, best: float, mode: str) -> bool:
     if math.isnan(value):
         return False
@@ -127,8 +181,13 @@ def fit(
     drop_last: bool = False,
     history_csv: str | Path | None = None,
     desc: str = "train",
+    state_path: str | Path | None = None,
+    generators: Mapping[str, torch.Generator] | None = None,
+    fingerprint: Mapping[str, Any] | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    sync_batchnorm: bool = True,
 ) -> FitResult:
-    """Train ``model`` in place.
+    """Train ``model`` in place, in one process or data-parallel under torchrun.
 
     Parameters
     ----------
@@ -136,32 +195,68 @@ def fit(
         Module whose parameters with ``requires_grad`` are optimised (frozen parts stay untouched).
     loss_fn
         ``loss_fn(model, batch) -> (scalar loss, {name: float})``; ``batch`` is the collated dataset
-        items moved to the device. Called inside the bf16 autocast context when ``cfg.bf16``.
+        items moved to the device. Called inside the bf16 autocast context when ``cfg.bf16``. Under DDP
+        it receives the plain model (not the wrapper) and may call any of its methods.
     train_data
-        Dataset of dict items (e.g. :class:`ecgstudy.store.ECGDataset` over the train split).
+        Dataset of dict items (e.g. :class:`ecgstudy.store.ECGDataset` over the train split); its
+        ``set_epoch(epoch)``, when present, is called before every epoch (new random crops).
     cfg
-        Optimisation settings.
+        Optimisation settings; ``cfg.batch_size`` is per process (see the module docstring).
     seed
-        Seeds the shuffling order (a torch Generator) and torch's global RNG (dropout, init of lazily
-        built parts); same inputs and seed give the same numbers.
+        Seeds the epoch permutations (:class:`EpochShards`) and torch's global RNG (dropout, init of
+        lazily built parts); same inputs, seed and number of processes give the same numbers.
     validate
-        ``validate(model) -> {name: float}`` on the VALIDATION split, run after every epoch with the model
-        in eval mode and gradients off; its keys join the epoch's row.
+        ``validate(model) -> {name: float}`` on the VALIDATION split, run after every epoch (or as
+        ``cfg.max_evals`` spaces it) with the model in eval mode and gradients off; its keys join the
+        epoch's row. Under DDP it runs on rank 0 only and must not use collective operations.
     monitor, mode
         Validation key and direction used for best-epoch selection and early stopping; the model ends
         with the weights of the best epoch.
     drop_last
         Drop the last incomplete batch (contrastive objectives need full batches).
     history_csv
-        Where to write the per-epoch rows (CSV, for ``dvc plots``).
+        Where to write the per-epoch rows (CSV, for ``dvc plots``; rank 0 only).
+    desc
+        Label of the progress bar and of error messages.
+    state_path
+        Training-state file (see :mod:`ecgstudy.train_state`). After every epoch rank 0 rewrites it
+        atomically with the model, optimizer and scheduler states, step, history rows, best epoch /
+        score / weights, early-stopping counter, and the RNG states of every process (torch, numpy,
+        python and ``generators``). If it exists when fit starts, its fingerprint must equal this call's
+        (else ValueError listing the differing keys: it never overwrites another run's state silently),
+        and training continues after its last epoch; a completed run returns its result without training.
+        The file is kept at the end; delete it to train from the start.
+    generators
+        The torch Generators that ``loss_fn`` draws from (e.g. an objective's crops and masks), by name.
+        Their states are saved and restored with the state file. Under DDP, rank r > 0 reseeds each from
+        a mix of its seed and r, so ranks draw differently (rank 0 keeps the caller's stream).
+    fingerprint
+        Extra plain values identifying the run (e.g. the stage config, the data version); joins the
+        fingerprint beside the TrainConfig (``progress`` excluded), seed, world size, training-set size,
+        monitor, mode, drop_last and the generator names.
+    on_epoch_end
+        Called on every process with the epoch's row after the state file is written; an exception
+        raised there stops training (the tests use it to simulate an interruption).
+    sync_batchnorm
+        Under DDP on CUDA, convert batch norm to :class:`torch.nn.SyncBatchNorm` for the run (converted
+        back at the end), so N processes x batch b normalise like 1 process x batch N*b. Not available
+        on CPU (see :mod:`ecgstudy.distributed`).
     """
     device = resolve_device(cfg.device)
+    group = distributed.init(device.type)
+    if group.enabled and device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+    generators = dict(generators or {})
     torch.manual_seed(seed)
+    use_sync_bn = sync_batchnorm and group.enabled and device.type == "cuda"  # CPU: see ecgstudy.distributed
+    synced = distributed.convert_sync_batchnorm(model) if use_sync_bn else {}
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("fit: the model has no trainable parameters")
-    loader = make_loader(train_data, cfg.batch_size, shuffle=True, seed=seed, drop_last=drop_last)
+    sampler = EpochShards(train_data, group.world_size, group.rank, shuffle=True, seed=seed, drop_last=drop_last)
+    loader = DataLoader(train_data, batch_size=cfg.batch_size, sampler=sampler,
+                        drop_last=drop_last and len(sampler) > cfg.batch_size)  # never drop the only batch
     if len(loader) == 0:
         raise ValueError("fit: the training set is empty")
     steps_per_epoch = max(len(loader) // cfg.grad_accum, 1)
@@ -172,30 +267,72 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, total_steps, cfg.warmup_frac, cfg.min_lr_frac)
     )
+    if group.rank > 0:  # independent dropout and objective draws per process, deterministic per rank
+        torch.manual_seed(distributed.mix_seed(seed, _SALT_RANK, group.rank))
+        for g in generators.values():
+            g.manual_seed(distributed.mix_seed(g.initial_seed(), _SALT_RANK, group.rank))
     rows: list[dict[str, Any]] = []
     best_epoch, best_score, best_state, stale, step = epochs, float("nan"), None, 0, 0
-    stopped_early = False
-    for epoch in range(1, epochs + 1):
+    stopped_early, done = False, 0
+    if state_path is not None:
+        run_id = train_state.fingerprint({
+            "train": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+            "seed": seed, "world_size": group.world_size, "n_train": len(train_data),  # type: ignore[arg-type]
+            "monitor": monitor, "mode": mode, "drop_last": drop_last, "generators": sorted(generators),
+            "caller": dict(fingerprint or {}),
+        })
+        if Path(state_path).exists():
+            state = train_state.load(state_path)
+            differ = train_state.mismatches(state["fingerprint"], run_id)
+            if differ:
+                raise ValueError(
+                    f"{state_path}: saved training state belongs to another run; differing keys: "
+                    + "; ".join(differ) + ". Delete the file to train from the start."
+                )
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise train_state.TrainStateError(f"{state_path}: does not fit this model: {exc}") from exc
+            rows, step, stale, stopped_early = list(state["rows"]), state["step"], state["stale"], state["stopped_early"]
+            best_epoch, best_score, best_state = state["best_epoch"], state["best_score"], state["best_state"]
+            train_state.set_rng_state(state["rng"][group.rank], generators, device)
+            done = int(state["epoch"])
+    step_module = _LossStep(model, loss_fn)
+    runner: nn.Module = step_module
+    if group.enabled:
+        runner = DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
+    show_bar = cfg.progress and group.is_main
+    for epoch in range(done + 1, epochs + 1):
+        if stopped_early:
+            break
+        sampler.set_epoch(epoch)
         if hasattr(train_data, "set_epoch"):
             train_data.set_epoch(epoch)  # new random crops each epoch (ECGDataset)
         model.train()
         start = time.perf_counter()
         sums: dict[str, float] = {}
         n_seen = 0
-        bar = tqdm(loader, desc=f"{desc} {epoch}/{epochs}", disable=not cfg.progress, leave=False, mininterval=1.0)
+        bar = tqdm(loader, desc=f"{desc} {epoch}/{epochs}", disable=not show_bar, leave=False, mininterval=1.0)
         optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
             batch = to_device(batch, device)
-            with autocast(device, cfg.bf16):
-                loss, logs = loss_fn(model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: non-finite loss {loss.item()} at epoch {epoch}, batch {i}")
-            (loss / cfg.grad_accum).backward()
+            boundary = (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader)
+            # accumulate locally between optimizer steps; gradients are averaged over processes at a step
+            sync = runner.no_sync() if group.enabled and not boundary else contextlib.nullcontext()
+            with sync:
+                with autocast(device, cfg.bf16):
+                    loss, logs = runner(batch)
+                if not torch.isfinite(loss):
+                    where = f"epoch {epoch}, batch {i}" + (f", rank {group.rank}" if group.enabled else "")
+                    raise FloatingPointError(f"{desc}: non-finite loss {loss.item()} at {where}")
+                (loss / cfg.grad_accum).backward()
             n = next(v.shape[0] for v in batch.values() if torch.is_tensor(v))
             n_seen += n
             for k, v in {"train_loss": float(loss.detach()), **logs}.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * n
-            if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader):
+            if boundary:
                 if cfg.grad_clip > 0:
                     nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
@@ -203,20 +340,34 @@ def fit(
                 if step < total_steps:
                     scheduler.step()
                 step += 1
-            bar.set_postfix(loss=f"{sums['train_loss'] / n_seen:.4f}", sps=f"{n_seen / (time.perf_counter() - start):.0f}")
+            if show_bar:
+                bar.set_postfix(loss=f"{sums['train_loss'] / n_seen:.4f}", sps=f"{n_seen / (time.perf_counter() - start):.0f}")
         bar.close()
+        if group.enabled:  # sample-weighted means over every process; rank 0's batch-norm statistics everywhere
+            keys = sorted(sums)
+            if any(other != keys for other in distributed.gather_objects(keys)):
+                raise ValueError(f"{desc}: loss_fn logged different keys on different processes")
+            n_seen, *totals = distributed.all_reduce_sum([n_seen, *(sums[k] for k in keys)], device)
+            sums = dict(zip(keys, totals))
+            distributed.broadcast_buffers(model)
         train_seconds = time.perf_counter() - start
         row: dict[str, Any] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"]}
         row.update({k: v / max(n_seen, 1) for k, v in sums.items()})
         row["samples_per_s"] = n_seen / max(train_seconds, 1e-9)
         evaluate_now = validate is not None and (epoch % eval_every == 0 or epoch == epochs)
         if evaluate_now:
-            model.eval()
-            with torch.no_grad():
-                row.update(validate(model))
+            metrics: dict[str, Any] | None = None
+            if group.is_main:
+                model.eval()
+                with torch.no_grad():
+                    metrics = train_state.plain(validate(model), "validation metrics")
+            row.update(distributed.broadcast_object(metrics) if group.enabled else metrics)
             if monitor not in row:
                 raise KeyError(f"{desc}: monitored key {monitor!r} not among validation keys {sorted(row)}")
         row["seconds"] = time.perf_counter() - start
+        row = train_state.plain(row, "history row")
+        if group.enabled:
+            row = distributed.broadcast_object(row)  # one history on every process (rank 0's timings)
         rows.append(row)
         if evaluate_now:
             score = float(row[monitor])
@@ -225,19 +376,34 @@ def fit(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
-                if cfg.patience and stale >= cfg.patience and epoch < epochs:
-                    stopped_early = True
-                    break
+                stopped_early = bool(cfg.patience and stale >= cfg.patience and epoch < epochs)
+        if state_path is not None:
+            rng = train_state.rng_state(generators, device)
+            rngs = distributed.gather_objects(rng) if group.enabled else [rng]
+            if group.is_main:
+                train_state.save(state_path, {
+                    "fingerprint": run_id, "epoch": epoch, "step": step, "rows": rows,
+                    "best_epoch": best_epoch, "best_score": best_score, "best_state": best_state,
+                    "stale": stale, "stopped_early": stopped_early, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rngs,
+                })
+            if group.enabled:
+                distributed.barrier()  # no process goes on (or stops) before the file is complete
+        if on_epoch_end is not None:
+            on_epoch_end(row)
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
         best_epoch = len(rows)
+    if synced:
+        distributed.revert_sync_batchnorm(model, synced)
     model.eval()
     history = pd.DataFrame(rows)
-    if history_csv is not None:
+    if history_csv is not None and group.is_main:
         Path(history_csv).parent.mkdir(parents=True, exist_ok=True)
         history.to_csv(history_csv, index=False)
-    return FitResult(history=history, best_epoch=best_epoch, best_score=best_score, stopped_early=stopped_early)
+    return FitResult(history=history, best_epoch=best_epoch, best_score=best_score, stopped_early=stopped_early,
+                     resumed_after=done)
 
 
 @torch.no_grad()

@@ -16,10 +16,17 @@ There is no validation split in sets this small, so every run trains for a fixed
 model selection at all, so nothing can peek at the test part). The test part is scored with AUROC; the
 table reports the mean over repeats with a 95% bootstrap interval over test records (each resample
 scores every repeat), and the paired bootstrap difference foundation - scratch on the same resamples.
+
+With a real dataset the rare store is drawn from the main store by the curate stage
+(:mod:`ecgstudy.rare_sets`), so the encoder may have been pretrained on some of the sets' signals (and,
+with a supervised objective, labels: :func:`run_transfer` warns and records it). When no set was
+configured there is no rare store; ``require_store=False`` then returns an explicit empty result
+(:func:`empty_result`) instead of failing, so the stage still writes every output.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +41,18 @@ from ecgstudy.finetune import _fresh_encoder, embed_dataset, pos_weights, train_
 from ecgstudy.models.checkpoint import check_preprocessing, load_encoder
 from ecgstudy.train import TrainConfig, predict, resolve_device, set_threads
 
+log = logging.getLogger(__name__)
+
 STRATEGIES = ("foundation", "foundation_probe", "scratch")
 SET_COLUMN = "case_control_set"
+#: Columns of the result tables (also of the empty tables written when there is no set).
+COLUMNS = {
+    "results": ["condition", "n_cases", "strategy", "auroc", "auroc_low", "auroc_high", "auroc_sd_repeats",
+                "repeats", "n_test"],
+    "runs": ["condition", "n_cases", "n_train", "strategy", "repeat", "auroc", "seconds"],
+    "comparisons": ["condition", "n_cases", "a", "b", "diff", "low", "high", "p_value", "n_boot"],
+    "sets": ["condition", "pool_cases", "pool_controls", "test_cases", "test_controls"],
+}
 
 
 @dataclass(frozen=True)
@@ -125,7 +142,67 @@ def _sizes(requested: list[int | str], available: int) -> list[int]:
     return sorted(s for s in sizes if s > 0)
 
 
-def run_transfer(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Path, *, seed: int) -> TransferResult:
+def empty_result(reason: str) -> TransferResult:
+    """The stage's result when there is nothing to run: empty tables (with their columns) and metrics
+    ``{"status": "no rare-disease sets", "reason": reason, "n_conditions": 0}``."""
+    tables = {name: pd.DataFrame(columns=cols) for name, cols in COLUMNS.items()}
+    return TransferResult(**tables, metrics={"status": "no rare-disease sets", "reason": reason, "n_conditions": 0})
+
+
+def missing_sets_reason(store_dir: str | Path) -> str | None:
+    """Why ``store_dir`` offers no rare-disease set to run (no store, no ``case_control_set`` column, no
+    set in it), or None when it has sets."""
+    store_dir = Path(store_dir)
+    if not (store_dir / "meta.json").is_file():
+        return (f"no rare-disease sets configured: no rare store at {_shown(store_dir)} (a real dataset gets one "
+                "only from curate.rare_sets.codes with enough cases; see reports/tables/curate/rare_sets.csv)")
+    import pyarrow.parquet as pq
+
+    if SET_COLUMN not in pq.read_schema(store_dir / "records.parquet").names:
+        return f"{_shown(store_dir)}: records.parquet has no {SET_COLUMN!r} column; not a rare case-control store"
+    sets = pd.read_parquet(store_dir / "records.parquet", columns=[SET_COLUMN])[SET_COLUMN].dropna()
+    return None if len(sets) else f"{_shown(store_dir)}: no record belongs to a case-control set"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository root when inside it (metrics must not hold machine paths)."""
+    from ecgstudy.paths import repo_root
+
+    try:
+        return str(path.resolve().relative_to(repo_root()))
+    except (ValueError, FileNotFoundError):
+        return str(path)
+
+
+def pretraining_overlap(conditions: list[str], encoder_info: dict[str, Any], label_info: dict[str, dict]) -> dict[str, list[str]]:
+    """{condition: pretraining labels that are the condition or its diagnostic (sub)class}.
+
+    A supervised pretraining objective stores its label names in the checkpoint's
+    ``extra["pretraining_labels"]``; a self-supervised one stores none (empty result).
+    """
+    seen = set(encoder_info.get("extra", {}).get("pretraining_labels") or [])
+    out = {}
+    for cond in conditions:
+        info = label_info.get(cond, {})
+        related = {cond, info.get("diagnostic_subclass") or "", info.get("diagnostic_class") or ""} - {""}
+        if related & seen:
+            out[cond] = sorted(related & seen)
+    return out
+
+
+def draw_comparison(result: TransferResult, path: str | Path) -> Path | None:
+    """The foundation-vs-scratch figure at ``path``; None (and no file) when nothing was run."""
+    from ecgstudy.plots import training as training_plots
+
+    path = Path(path)
+    if result.results.empty:
+        path.unlink(missing_ok=True)  # a figure of an earlier run must not outlive it
+        return None
+    return training_plots.transfer_comparison(result.results, path)
+
+
+def run_transfer(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Path, *, seed: int,
+                 require_store: bool = True) -> TransferResult:
     """Train and test every strategy on every rare condition, size and repeat.
 
     Parameters
@@ -138,13 +215,20 @@ def run_transfer(cfg: TransferConfig, store_dir: str | Path, encoder_path: str |
         Pretrained encoder checkpoint; its preprocessing spec must match the store's.
     seed
         Seeds the test split, the training-set draws, initialisation, training and the bootstrap.
+    require_store
+        True (the simulated cohort, which always has sets): a missing or set-less store is an error.
+        False (a real dataset, whose sets are optional): it gives :func:`empty_result` with the reason.
     """
     from ecgstudy.store import ECGDataset, Store
 
+    reason = missing_sets_reason(store_dir)
+    if reason is not None:
+        if require_store:
+            raise ValueError(reason)
+        log.warning("transfer: %s", reason)
+        return empty_result(reason)
     set_threads(cfg.num_threads)
     store = Store(store_dir)
-    if SET_COLUMN not in store.records.columns:
-        raise ValueError(f"{store_dir}: records.parquet has no {SET_COLUMN!r} column; not a rare case-control store")
     pretrained, info = load_encoder(encoder_path)
     check_preprocessing(info["preprocessing"], store.meta, str(encoder_path))
     present = sorted(store.records[SET_COLUMN].dropna().astype(str).unique())
@@ -152,6 +236,10 @@ def run_transfer(cfg: TransferConfig, store_dir: str | Path, encoder_path: str |
     unknown = [c for c in conditions if c not in present or f"y_{c}" not in store.records.columns]
     if unknown:
         raise ValueError(f"{store_dir}: condition(s) {unknown} lack a {SET_COLUMN} set or y_ column; sets: {present}")
+    overlap = pretraining_overlap(conditions, info, store.meta.get("label_info", {}))
+    for cond, names in overlap.items():
+        log.warning("transfer: the encoder %s was pretrained with label(s) %s covering %s: its 'foundation' "
+                    "results are not a clean rare-disease transfer", encoder_path, names, cond)
     patients = store.records["patient_id"].astype(str).to_numpy()
     crop = min(int(round(cfg.crop_s * store.fs)), store.n_samples)
     device = resolve_device(cfg.optim.device)
@@ -220,10 +308,13 @@ def run_transfer(cfg: TransferConfig, store_dir: str | Path, encoder_path: str |
                     comp = evaluate.paired_bootstrap(y_test, scores[(n_cases, other)], sets, "auroc", n_boot=cfg.n_boot, ci=cfg.ci, seed=seed)
                     comp_rows.append({"condition": cond, "n_cases": n_cases, "a": other, "b": "scratch", **comp})
     results = pd.DataFrame(result_rows)
-    comparisons = pd.DataFrame(comp_rows, columns=["condition", "n_cases", "a", "b", "diff", "low", "high", "p_value", "n_boot"])
+    comparisons = pd.DataFrame(comp_rows, columns=COLUMNS["comparisons"])
+    metrics = _headline(results, comparisons)
+    if overlap:
+        metrics["pretraining_labels_overlap"] = {cond: ", ".join(names) for cond, names in overlap.items()}
     return TransferResult(
         results=results, runs=pd.DataFrame(run_rows), comparisons=comparisons, sets=pd.DataFrame(set_rows),
-        metrics=_headline(results, comparisons),
+        metrics=metrics,
     )
 
 

@@ -21,8 +21,15 @@
 # sampling rate and length, quality-check every record (each exclusion is kept with its reason), split by
 # patient (official folds 1-8 / 9 / 10; the external site held out whole) and write the store.
 #
+# With a real dataset (`data.source: ptbxl`, ...) the reader curates `data.root` in place, and the
+# rare-disease case-control sets are drawn from the curated store itself: for each statement code listed
+# in `curate.rare_sets.codes` (e.g. PTB-XL's WPW), its records are the cases and a seeded sample of other
+# patients' records the controls. No code configured (or none with enough cases): no rare store, and the
+# transfer stage says so.
+#
 # The figures check the data, not a model: one 12-lead ECG per condition, and the intervals an independent
-# measurer (neurokit2) finds by condition next to the intended physiology.
+# measurer (neurokit2) finds by condition next to the intended physiology (and, for the simulated cohort,
+# the values the simulator intended).
 
 # %% tags=["parameters"]
 params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook curate); empty: read params.yaml
@@ -30,7 +37,7 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 # %%
 from IPython.display import Image
 
-from ecgstudy import config, curate, describe, measure
+from ecgstudy import config, curate, describe, measure, rare_sets
 from ecgstudy.outputs import stage_outputs
 from ecgstudy.paths import resolve
 from ecgstudy.plots import ecg as ecg_plots
@@ -44,7 +51,8 @@ cfg.data, cfg.curate
 # %% [markdown]
 # ## Source data
 # The simulated cohort is written to `<curated>/raw` (PTB-XL layout plus the simulator's ground truth);
-# a real dataset is read in place from `data.root` and never modified.
+# a real dataset is read in place from `data.root` and never modified, and its rare-disease sets are drawn
+# from the curated main store (`curate.rare_sets`; table `rare_sets.csv`: what was built or skipped, why).
 
 # %%
 if cfg.data.source == "simulated":
@@ -54,6 +62,9 @@ if cfg.data.source == "simulated":
     summaries = curate.curate_cohort(raw, curated, cfg.curate, seed=cfg.seed)
 else:
     summaries = {"main": curate.curate(cfg.data.source, resolve(cfg.data.root), curated / "main", cfg.curate, seed=cfg.seed)}
+    summaries["rare"] = rare_sets.build_rare_store(curated / "main", curated / "rare", cfg.curate.rare_sets, seed=cfg.seed)
+    rare_sets.set_table(summaries["rare"]).to_csv(out.tables / "rare_sets.csv", index=False)
+    display(rare_sets.set_table(summaries["rare"]))
 store = Store(curated / "main")
 store
 

@@ -20,6 +20,11 @@
 # chosen on the validation split; the test split and the external site (a different device and
 # population: domain shift) are scored once, with macro AUROC / AUPRC and bootstrap 95% intervals on
 # resamples shared by all models, plus paired bootstrap differences.
+#
+# Inputs follow `finetune.train_crop_s` and `finetune.eval_window_s`: whole 10 s records by default, or
+# the PTB-XL benchmark protocol (random 2.5 s training crops; validation and test records cut into 2.5 s
+# windows every 1.25 s, each record scored by the maximum of its window probabilities). The metrics name
+# the protocol used.
 
 # %% tags=["parameters"]
 params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook finetune); empty: read params.yaml

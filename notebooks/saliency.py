@@ -13,16 +13,25 @@
 # %% [markdown]
 # # Saliency: does the classifier look where the disease is?
 #
-# Saliency maps are usually judged by eye. The simulated cohort knows, for every condition of every
-# record, the leads and time spans where its signature was placed, so here they are scored. For held-out
-# records of the test split, the fine-tuned classifier's logit of each condition the record truly has is
-# explained with integrated gradients (zero baseline) and gradient x input. Each map is scored against the
-# ground-truth mask: the pointing game (is the most attributed point inside the signature?), the share of
-# attribution inside it relative to the signature's share of the ECG (enrichment; chance 1), and the
-# AUROC of attribution as a detector of signature samples (chance 0.5). Two reference maps frame the
-# numbers: random attribution (chance) and the absolute signal (a map that only knows where the ECG is
-# large). First, a check that the scoring can tell a model that learned a known region from one that did
-# not.
+# Saliency maps are usually judged by eye. For held-out records of the test split, the fine-tuned
+# classifier's logit of each condition the record has is explained with integrated gradients (zero
+# baseline) and gradient x input. What happens next depends on the data:
+#
+# - **Simulated cohort (ground truth).** The simulator knows, for every condition of every record, the
+#   leads and time spans where its signature was placed, so the maps are scored against these masks: the
+#   pointing game (is the most attributed point inside the signature?), the share of attribution inside it
+#   relative to the signature's share of the ECG (enrichment; chance 1), and the AUROC of attribution as a
+#   detector of signature samples (chance 0.5). Two reference maps frame the numbers: random attribution
+#   (chance) and the absolute signal (a map that only knows where the ECG is large).
+# - **Real data (no ground truth).** Nothing says where a finding lies, so nothing is scored (the metrics
+#   say `ground_truth: false` and hold no localisation score). The maps are described instead: for a
+#   seeded sample of records reported positive for each condition, the share of attribution each lead
+#   carries, i.e. which leads the model relies on for that condition. Read it against the physiology (an
+#   inferior infarct should draw on II, III and aVF) and against the signal magnitude's share (with
+#   per-lead standardised inputs, about 1/12 per lead).
+#
+# First, in both cases, a check that attribution can find a known region: a model trained on a synthetic
+# task whose answer lies in one place must put its attribution there.
 
 # %% tags=["parameters"]
 params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook saliency); empty: read params.yaml
@@ -33,7 +42,6 @@ from IPython.display import Image, display
 from ecgstudy import config, saliency
 from ecgstudy.outputs import stage_outputs
 from ecgstudy.paths import resolve
-from ecgstudy.plots import ecg as ecg_plots
 
 cfg = config.stage_config("saliency", params)
 out = stage_outputs("saliency")
@@ -41,7 +49,7 @@ store_dir = resolve(cfg.data.curated) / cfg.saliency.store
 cfg.saliency
 
 # %% [markdown]
-# ## Attribute and score
+# ## Attribute (and score, where masks exist)
 
 # %%
 result = saliency.run_saliency(cfg.saliency, store_dir, resolve(cfg.saliency.classifier), seed=cfg.seed)
@@ -49,7 +57,7 @@ saliency.write_tables(result, out.tables, out.plots)
 result.summary
 
 # %% [markdown]
-# ## Scoring check on a task with a known answer
+# ## Check on a task with a known answer
 # A small CNN is trained for a few steps on synthetic records whose label depends only on a bump in V2
 # between 3 and 4 s; its attribution must concentrate on the bump far above the random map.
 
@@ -57,22 +65,28 @@ result.summary
 result.validity
 
 # %% [markdown]
-# ## Localisation scores by method
-# Means over (record, condition) pairs with 95% bootstrap intervals; grey bars are the reference maps.
+# ## Summary figure
+# Ground truth: localisation scores by method, means over (record, condition) pairs with 95% bootstrap
+# intervals, grey bars the reference maps. No ground truth: the share of integrated-gradients attribution
+# per lead for each condition (rows sum to 1; the line on the colour bar marks the uniform 1/12).
 
 # %%
-Image(filename=ecg_plots.plot_saliency_scores(result.summary, out.figure("saliency_scores")))
+Image(filename=saliency.draw_summary(result, out.figures))
 
 # %% [markdown]
 # ## By condition
+# Ground truth: integrated gradients' scores next to the random map's. No ground truth: integrated
+# gradients' share per lead, the mean probability the model gave the condition, and the three leads it
+# relies on most.
 
 # %%
-result.per_condition[result.per_condition["method"].isin(["integrated_gradients", "random"])]
+saliency.condition_table(result)
 
 # %% [markdown]
 # ## Examples
-# Integrated-gradients attribution (heat) on held-out ECGs, one per condition; blue boxes outline where
-# the simulator placed the condition's signature.
+# Integrated-gradients attribution (heat) on held-out ECGs, one per condition (the record the model is
+# most confident about); with ground truth, blue boxes outline where the simulator placed the condition's
+# signature.
 
 # %%
 for path in saliency.draw_examples(result, out.figures):

@@ -213,7 +213,7 @@ def test_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no_such_dataset"):
         curate("ptbxl", tmp_path / "no_such_dataset", tmp_path / "out", SERIAL, progress=False)
     with pytest.raises(ValueError, match="unknown data source"):
-        curate("code15", tmp_path, tmp_path / "out", SERIAL, progress=False)
+        curate("edf_folder", tmp_path, tmp_path / "out", SERIAL, progress=False)
 
 
 def test_cohort_layout_curates_main_and_rare(tmp_path):

@@ -1,4 +1,6 @@
-"""Pretraining: augmentations, CMSC objective, the registry and the stage function."""
+"""Pretraining: augmentations, CMSC objective, the registry and the stage (runs, comparison, resume)."""
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -9,11 +11,16 @@ from _store_builder import build_store
 from ecgstudy import config
 from ecgstudy.models import build_encoder
 from ecgstudy.models.checkpoint import load_encoder
-from ecgstudy.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.pretrain import ObjectiveOptions, PretrainConfig, PretrainRun, ProbeConfig, run_pretrain
+from ecgstudy.pretrain.stage import pretrain_run
+from ecgstudy.pretrain.supervised import SupervisedOptions
+from ecgstudy.pretrain.wav2vec import W2VOptions
+from ecgstudy.store import Store
 from ecgstudy.pretrain.augment import AugmentConfig, augment, random_crop, random_lead_mask
 from ecgstudy.pretrain.objectives import (
     CMSC,
     OBJECTIVES,
+    CMSCOptions,
     ObjectiveContext,
     adjacent_segments,
     build_objective,
@@ -102,24 +109,36 @@ def test_cmsc_loss_decreases_on_structured_data():
     assert logs["top1"] > 0.5
 
 
-def test_registry():
-    assert "cmsc" in OBJECTIVES
-    cfg = PretrainConfig(segment_s=2.5)
-    obj = build_objective("cmsc", cfg, 256, ObjectiveContext(fs=100, n_samples=1000))
+def test_registry_builds_objectives_for_their_encoders():
+    assert {"cmsc", "supervised", "mae", "w2v", "hybrid"} <= set(OBJECTIVES)
+    encoder = build_encoder("net1d", "tiny")
+    obj = build_objective("cmsc", CMSCOptions(segment_s=2.5), encoder, ObjectiveContext(fs=100, n_samples=1000))
     assert obj.segment_len == 250  # 2.5 s at 100 Hz
     with pytest.raises(ValueError, match="unknown pretraining objective"):
-        build_objective("nope", cfg, 256, None)
+        build_objective("nope", CMSCOptions(), encoder, None)
+    with pytest.raises(TypeError, match="CMSCOptions"):
+        build_objective("cmsc", W2VOptions(), encoder, ObjectiveContext(fs=100, n_samples=1000))
+    with pytest.raises(ValueError, match="wav2vec2"):  # masked prediction needs the transformer's pieces
+        build_objective("w2v", W2VOptions(), encoder, ObjectiveContext(fs=100, n_samples=1000))
     with pytest.raises(ValueError, match="registered twice"):
         register("cmsc")(CMSC)
 
 
-def test_config_rejects_test_split_and_unknown_objective():
+def test_config_rejects_bad_runs():
     with pytest.raises(config.ConfigError, match="test split"):
         config.from_dict(PretrainConfig, {"splits": ["train", "test"]}, "pretrain")
     with pytest.raises(config.ConfigError, match="objective"):
-        config.from_dict(PretrainConfig, {"objective": "simclr9"}, "pretrain")
+        config.from_dict(PretrainConfig, {"runs": [{"name": "x", "objective": "simclr9"}], "keep": "x"}, "pretrain")
+    with pytest.raises(config.ConfigError, match="needs arch"):
+        config.from_dict(PretrainConfig, {"runs": [{"name": "x", "objective": "w2v"}], "keep": "x"}, "pretrain")
+    with pytest.raises(config.ConfigError, match="keep"):
+        config.from_dict(PretrainConfig, {"keep": "absent"}, "pretrain")
+    with pytest.raises(config.ConfigError, match="unique"):
+        config.from_dict(PretrainConfig, {"runs": [{"name": "a"}, {"name": "a"}], "keep": "a"}, "pretrain")
+    with pytest.raises(config.ConfigError, match="mask_ratio"):
+        config.from_dict(PretrainConfig, {"objectives": {"mae": {"mask_ratio": 1.5}}}, "pretrain")
     cfg = config.from_dict(PretrainConfig, {"optim": {"epochs": 2}, "augment": {"rlm_p": 0.3}}, "pretrain")
-    assert cfg.optim.epochs == 2 and cfg.augment.rlm_p == 0.3
+    assert cfg.optim.epochs == 2 and cfg.augment.rlm_p == 0.3 and cfg.objectives.cmsc.segment_s == 4.0
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +146,71 @@ def store(tmp_path_factory):
     return build_store(tmp_path_factory.mktemp("store") / "main", 120)
 
 
-def test_run_pretrain_writes_a_loadable_encoder_and_is_seeded(store, tmp_path):
-    cfg = PretrainConfig(optim=TrainConfig(epochs=2, batch_size=16, progress=False))
-    res = run_pretrain(cfg, store, tmp_path / "a", seed=0, history_csv=tmp_path / "loss.csv")
+def _small(runs, keep, **kw):
+    return PretrainConfig(
+        runs=[PretrainRun(**r) for r in runs], keep=keep,
+        optim=TrainConfig(epochs=2, batch_size=16, progress=False),
+        probe=ProbeConfig(min_positives=2, n_boot=20, optim=TrainConfig(epochs=5, batch_size=64, lr=0.01, bf16=False, progress=False)),
+        **kw,
+    )
+
+
+def test_run_pretrain_trains_every_run_keeps_one_and_compares_with_random_init(store, tmp_path):
+    cfg = _small([{"name": "cmsc"}, {"name": "mae", "objective": "mae", "epochs": 1}], keep="mae", resume=False)
+    res = run_pretrain(cfg, store, tmp_path / "a", seed=0, plots_dir=tmp_path / "plots")
     again = run_pretrain(cfg, store, tmp_path / "b", seed=0)
-    assert len(res.history) == 2 and {"train_loss", "val_loss", "top1", "val_top1"} <= set(res.history)
-    pd.testing.assert_frame_equal(res.history[["train_loss", "val_loss"]], again.history[["train_loss", "val_loss"]])
-    assert pd.read_csv(tmp_path / "loss.csv").shape[0] == 2
+    assert list(res.runs) == ["cmsc", "mae"] and len(res.runs["mae"].history) == 1
+    for name in ("cmsc", "mae"):
+        pd.testing.assert_frame_equal(res.runs[name].history[["train_loss", "val_loss"]],
+                                      again.runs[name].history[["train_loss", "val_loss"]])
+        assert pd.read_csv(tmp_path / "plots" / f"{name}.csv").shape[0] == len(res.runs[name].history)
+    assert (tmp_path / "a" / "encoder.pt").read_bytes() == (tmp_path / "a" / "mae.pt").read_bytes()
     encoder, info = load_encoder(res.checkpoint)
     assert info["preprocessing"]["fs"] == 100.0 and info["preprocessing"]["normalise"] == "per_lead_zscore"
-    assert info["config"]["objective"] == "cmsc" and info["config"]["seed"] == 0
-    assert res.metrics["n_params"] == sum(p.numel() for p in encoder.parameters())
-    assert 1 <= res.metrics["best_epoch"] <= 2
+    assert info["config"]["objective"] == "mae" and info["config"]["seed"] == 0
+    assert res.metrics["mae"]["n_params"] == sum(p.numel() for p in encoder.parameters())
+    table = res.comparison.set_index("run")
+    assert list(table.index) == ["cmsc", "mae"]
+    # both runs are net1d-tiny from the same seed: one random-init twin, scored once
+    assert table["random_auroc"].nunique() == 1 and table["encoder"].tolist() == ["net1d-tiny"] * 2
+    assert np.allclose(table["diff"], table["auroc"] - table["random_auroc"])
+    assert (table["low"] <= table["diff"]).all() and (table["diff"] <= table["high"]).all()
+    assert res.metrics["keep"] == "mae" and "probe_val_auroc" in res.metrics["cmsc"]
+
+
+def test_every_objective_runs_in_the_stage(store, tmp_path):
+    runs = [
+        {"name": "sup", "objective": "supervised"},
+        {"name": "w2v", "objective": "w2v", "arch": "wav2vec2"},
+        {"name": "hybrid", "objective": "hybrid", "arch": "wav2vec2"},
+    ]
+    cfg = _small(runs, keep="hybrid", resume=False, objectives=ObjectiveOptions(supervised=SupervisedOptions(min_positives=2)))
+    cfg = dataclasses.replace(cfg, optim=TrainConfig(epochs=1, batch_size=16, progress=False))
+    res = run_pretrain(cfg, store, tmp_path, seed=1)
+    assert set(res.runs) == {"sup", "w2v", "hybrid"}
+    for run in res.runs.values():
+        assert np.isfinite(run.history["train_loss"]).all() and np.isfinite(run.history["val_loss"]).all()
+    assert res.runs["sup"].metrics["n_train_records"] <= len(Store(store).indices("train"))
+    assert "val_cmsc_top1" in res.runs["hybrid"].history
+    assert set(res.comparison["encoder"]) == {"net1d-tiny", "wav2vec2-tiny"}
+    encoder, _ = load_encoder(res.checkpoint)
+    assert encoder.arch == "wav2vec2"
+
+
+def test_interrupted_stage_resumes_from_its_state(store, tmp_path):
+    cfg = _small([{"name": "cmsc"}], keep="cmsc")
+    straight = run_pretrain(dataclasses.replace(cfg, resume=False), store, tmp_path / "a", seed=3)
+    resume_dir = tmp_path / "state"
+    with pytest.raises(RuntimeError, match="stop"):
+        def stop(row):
+            raise RuntimeError("stop after epoch 1")
+        pretrain_run(cfg.runs[0], cfg, Store(store), tmp_path / "b", seed=3, state_path=resume_dir / "cmsc.state.pt",
+                     on_epoch_end=stop)
+    assert (resume_dir / "cmsc.state.pt").is_file()
+    resumed = run_pretrain(cfg, store, tmp_path / "b", seed=3, resume_dir=resume_dir)
+    pd.testing.assert_frame_equal(straight.runs["cmsc"].history.drop(columns=["seconds", "samples_per_s"]),
+                                  resumed.runs["cmsc"].history.drop(columns=["seconds", "samples_per_s"]))
+    a, _ = load_encoder(straight.checkpoint)
+    b, _ = load_encoder(resumed.checkpoint)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not (resume_dir / "cmsc.state.pt").exists()  # a finished run's state is removed

@@ -5,6 +5,7 @@ says) and a bool lead mask (B, n_leads), and returns features of shape (B, D, T'
 (B, D); ``embed_dim`` is D. Build them by name with :func:`build_encoder` so checkpoints can rebuild them.
 
 - :mod:`ecgstudy.models.net1d`: RegNet-style 1-D CNN (ECGFounder's design), presets tiny .. base
+- :mod:`ecgstudy.models.wav2vec2`: wav2vec 2.0-style transformer (ECG-FM's encoder), presets tiny .. base
 - :mod:`ecgstudy.models.heads`: :class:`Classifier` (linear head on pooled features), projection heads
 - :mod:`ecgstudy.models.checkpoint`: strict save/load carrying config, preprocessing and labels
 """
@@ -16,12 +17,13 @@ from typing import Any
 
 from torch import nn
 
-from ecgstudy.models import net1d
+from ecgstudy.models import net1d, wav2vec2
 from ecgstudy.models.heads import Classifier, ProjectionHead
 
 #: Encoder architectures by name: builder(preset, n_leads, **overrides) -> nn.Module.
 ENCODERS: dict[str, Callable[..., nn.Module]] = {
     "net1d": net1d.build,
+    "wav2vec2": wav2vec2.build,
 }
 
 
@@ -31,9 +33,9 @@ def build_encoder(arch: str, preset: str, n_leads: int = 12, **overrides: Any) -
     Parameters
     ----------
     arch
-        Architecture name, a key of :data:`ENCODERS` (``"net1d"``).
+        Architecture name, a key of :data:`ENCODERS` (``"net1d"``, ``"wav2vec2"``).
     preset
-        Size preset of that architecture (Net1D: tiny, small, medium, base).
+        Size preset of that architecture (both: tiny, small, medium, base).
     n_leads
         Input leads (12 for the standard order I, II, III, aVR, aVL, aVF, V1-V6).
     overrides

@@ -1,4 +1,4 @@
-"""Training figures: pretraining loss curves, label-efficiency curves, rare-disease transfer comparison.
+"""Training figures: pretraining loss curves and probe comparison, label-efficiency curves, rare-disease transfer comparison.
 
 Each function takes a table (as returned by the stage functions), writes one PNG and returns its path.
 Figures are built with :class:`matplotlib.figure.Figure` directly (agg canvas, no pyplot state).
@@ -31,30 +31,74 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def loss_curves(history: pd.DataFrame, path: str | Path, title: str = "Pretraining") -> Path:
-    """Train / validation loss per epoch (left) and contrastive top-1 accuracy when present (right).
+#: Fixed colour per pretraining objective, the same in every figure.
+OBJECTIVE_COLOURS: dict[str, str] = {
+    "cmsc": "#1565c0",
+    "supervised": "#2e7d32",
+    "mae": "#ef6c00",
+    "w2v": "#6a1b9a",
+    "hybrid": "#ad1457",
+}
+
+
+def objective_curves(histories: dict[str, pd.DataFrame], objectives: dict[str, str], path: str | Path) -> Path:
+    """Train / validation loss per epoch of every pretraining run, one panel per run (losses differ in scale).
 
     Parameters
     ----------
-    history
-        Rows of :func:`ecgstudy.train.fit`: ``epoch``, ``train_loss``, optional ``val_loss``, ``top1``,
-        ``val_top1``.
+    histories
+        Run name -> rows of :func:`ecgstudy.train.fit` (``epoch``, ``train_loss``, optional ``val_loss``).
+    objectives
+        Run name -> objective name (sets the colour).
     """
-    panels = [("loss", "train_loss", "val_loss")]
-    if "top1" in history:
-        panels.append(("top-1 positive found", "top1", "val_top1"))
-    fig = Figure(figsize=(4.2 * len(panels), 3.2))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (label, train_key, val_key) in zip(axes, panels):
-        ax.plot(history["epoch"], history[train_key], "o-", ms=3, label="train")
-        if val_key in history and history[val_key].notna().any():
-            ok = history[val_key].notna()
-            ax.plot(history.loc[ok, "epoch"], history.loc[ok, val_key], "s-", ms=3, label="validation")
+    names = list(histories)
+    cols = min(len(names), 3)
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.6 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        history = histories[name]
+        colour = OBJECTIVE_COLOURS.get(objectives.get(name, ""), "#424242")
+        ax.plot(history["epoch"], history["train_loss"], "-", color=colour, alpha=0.5, label="train")
+        if "val_loss" in history and history["val_loss"].notna().any():
+            ok = history["val_loss"].notna()
+            ax.plot(history.loc[ok, "epoch"], history.loc[ok, "val_loss"], "o-", ms=2.5, color=colour, label="validation")
+        ax.set_title(f"{name} ({objectives.get(name, '?')})", fontsize=9)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel("objective loss")
         ax.grid(alpha=0.3)
-        ax.legend(frameon=False)
-    fig.suptitle(title)
+        ax.legend(frameon=False, fontsize=7)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle("Pretraining objectives: loss per epoch")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def probe_comparison(table: pd.DataFrame, path: str | Path) -> Path:
+    """Validation macro AUROC of a linear probe on each pretrained encoder vs its random-init twin.
+
+    Parameters
+    ----------
+    table
+        :func:`ecgstudy.pretrain.compare.probe_comparison` rows: run, objective, encoder, auroc,
+        random_auroc, diff, low, high.
+    """
+    fig = Figure(figsize=(1.3 * len(table) + 2.5, 3.4))
+    ax = fig.subplots()
+    x = np.arange(len(table))
+    colours = [OBJECTIVE_COLOURS.get(o, "#424242") for o in table["objective"]]
+    ax.bar(x - 0.2, table["auroc"], 0.38, color=colours, label="pretrained encoder")
+    ax.bar(x + 0.2, table["random_auroc"], 0.38, color="#bdbdbd", label="same encoder, random init")
+    err = np.vstack([table["diff"] - table["low"], table["high"] - table["diff"]])
+    ax.errorbar(x - 0.2, table["auroc"], yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
+    ax.set_xticks(x, [f"{r}\n{e}" for r, e in zip(table["run"], table["encoder"])], fontsize=8)
+    low = float(min(table["auroc"].min(), table["random_auroc"].min()))
+    ax.set_ylim(max(0.0, low - 0.08), 1.0)
+    ax.set_ylabel("linear probe macro AUROC (validation)")
+    ax.axhline(0.5, color="black", lw=0.5, ls=":")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    ax.set_title("Linear probe on frozen embeddings (error bar: 95% paired bootstrap of the gain)", fontsize=9)
     return _save(fig, path)
 
 

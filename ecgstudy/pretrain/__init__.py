@@ -1,42 +1,91 @@
-"""Self-supervised pretraining stage: an encoder learns from unlabelled training-split records.
+"""Pretraining stage: encoders learn from training-split records with the objectives under comparison.
 
 - :mod:`ecgstudy.pretrain.augment`: ECG augmentations (crop, scale, baseline, noise, random lead masking)
-- :mod:`ecgstudy.pretrain.objectives`: objectives by name (``cmsc``: CMSC + RLM), registry for more
+- :mod:`ecgstudy.pretrain.objectives`: the objective interface, registry and ``cmsc`` (CMSC + RLM)
+- :mod:`ecgstudy.pretrain.supervised`: ``supervised`` multi-label BCE on a broad label task (ECGFounder)
+- :mod:`ecgstudy.pretrain.masked`: ``mae`` masked reconstruction, any encoder (ST-MEM-style)
+- :mod:`ecgstudy.pretrain.wav2vec`: ``w2v`` masked prediction of quantised features and ``hybrid``
+  W2V + CMSC + RLM (ECG-FM), wav2vec2 transformer only
+- :mod:`ecgstudy.pretrain.stage`: :func:`run_pretrain`, the stage (every run, then the comparison)
+- :mod:`ecgstudy.pretrain.compare`: linear-probe comparison of the pretrained encoders vs random init
 
-:func:`run_pretrain` is the stage: it reads the curated store, trains the encoder with the shared engine
-(:func:`ecgstudy.train.fit`) on the train split, selects the epoch with the lowest validation loss (the
-validation split, never test), and writes ``encoder.pt`` (weights + config + preprocessing spec) and the
-per-epoch curve. Batch-norm statistics are then re-estimated on whole, un-augmented training records
-(pretraining showed the encoder lead-masked segments), so frozen-encoder uses see matching statistics.
+The ``pretrain`` section of params.yaml lists ``runs`` (objective x encoder architecture x size); each run
+is trained with the one engine (:func:`ecgstudy.train.fit`) on ``splits`` (train by default, never test),
+keeps the epoch with the lowest validation-split objective loss, and is saved as
+``models/pretrain/<run>.pt``. The run named by ``keep`` is also written as ``models/pretrain/encoder.pt``,
+the encoder every downstream stage uses. Which run to keep is a params choice made before seeing results.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import pandas as pd
-import torch
-
-from ecgstudy.models import build_encoder, count_parameters
-from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
+from ecgstudy.labels import TASKS
+from ecgstudy.models import ENCODERS
 from ecgstudy.pretrain.augment import AugmentConfig
-from ecgstudy.pretrain.objectives import OBJECTIVES, ObjectiveContext, build_objective
-from ecgstudy.train import (
-    TrainConfig,
-    autocast,
-    fit,
-    make_loader,
-    recalibrate_batchnorm,
-    resolve_device,
-    set_threads,
-    to_device,
-)
+from ecgstudy.pretrain.masked import MAEOptions
+from ecgstudy.pretrain.objectives import OBJECTIVES, CMSCOptions
+from ecgstudy.pretrain.supervised import SupervisedOptions
+from ecgstudy.pretrain.wav2vec import HybridOptions, W2VOptions
+from ecgstudy.train import TrainConfig
 
-_SPLITS = ("train", "val", "test", "external")
+SPLITS = ("train", "val", "test", "external")
+
+
+@dataclass(frozen=True)
+class PretrainRun:
+    """One pretraining run: an objective on an encoder architecture and size."""
+
+    name: str = "cmsc"  # run label: models/pretrain/<name>.pt, reports/plots/pretrain/<name>.csv
+    objective: str = "cmsc"  # pretraining objective (ecgstudy.pretrain.objectives.OBJECTIVES)
+    arch: str = "net1d"  # encoder architecture (ecgstudy.models.ENCODERS)
+    preset: str = "tiny"  # encoder size preset of that architecture
+    epochs: int = 0  # passes over the pretraining records; 0 = optim.epochs
+    lr: float = 0.0  # peak learning rate; 0 = optim.lr
+
+    def validate(self) -> None:
+        if not self.name or "/" in self.name or self.name == "encoder":
+            raise ValueError(f"run name {self.name!r} must be a non-empty file stem other than 'encoder'")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective {self.objective!r} unknown; objectives: {sorted(OBJECTIVES)}")
+        if self.arch not in ENCODERS:
+            raise ValueError(f"arch {self.arch!r} unknown; architectures: {sorted(ENCODERS)}")
+        archs = OBJECTIVES[self.objective].archs
+        if archs is not None and self.arch not in archs:
+            raise ValueError(f"objective {self.objective!r} needs arch {list(archs)}, run {self.name!r} has {self.arch!r}")
+        if self.epochs < 0 or self.lr < 0:
+            raise ValueError("epochs and lr must be >= 0 (0 = the optim section's value)")
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """Options of every objective (each run uses its objective's)."""
+
+    cmsc: CMSCOptions = field(default_factory=CMSCOptions)  # contrastive multi-segment coding (+ RLM via augment)
+    supervised: SupervisedOptions = field(default_factory=SupervisedOptions)  # multi-label BCE on a label task
+    mae: MAEOptions = field(default_factory=MAEOptions)  # masked reconstruction of time patches
+    w2v: W2VOptions = field(default_factory=W2VOptions)  # wav2vec 2.0 masked prediction, quantised targets
+    hybrid: HybridOptions = field(default_factory=HybridOptions)  # ECG-FM's W2V + CMSC + RLM
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The comparison: a linear probe on each frozen encoder's embeddings vs the same architecture at random init."""
+
+    task: str = "all"  # label task probed (ecgstudy.labels.TASKS)
+    min_positives: int = 10  # labels with at least this many train positives
+    n_boot: int = 200  # bootstrap resamples of the validation split for the paired difference
+    optim: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=100, min_steps=300, batch_size=256, lr=0.01, warmup_frac=0.0, bf16=False, progress=False
+        )
+    )  # the head trains on train-split features for a fixed budget; scored on validation, never test
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"probe task {self.task!r} unknown; tasks: {list(TASKS)}")
+        if self.min_positives < 1 or self.n_boot < 0:
+            raise ValueError("min_positives must be >= 1 and n_boot >= 0")
 
 
 @dataclass(frozen=True)
@@ -44,150 +93,64 @@ class PretrainConfig:
     """params.yaml ``pretrain`` section."""
 
     store: str = "main"  # store folder under data.curated
-    arch: str = "net1d"  # encoder architecture (ecgstudy.models.ENCODERS)
-    preset: str = "tiny"  # encoder size: tiny (~0.6 M params) fits the 2-core CPU budget
-    objective: str = "cmsc"  # pretraining objective (ecgstudy.pretrain.objectives.OBJECTIVES)
-    segment_s: float = 4.0  # CMSC segment length in s (ECG-FM: 5 s; 4 s leaves room for a random start in 10 s)
-    temperature: float = 0.1  # InfoNCE temperature (ECG-FM: 0.1)
-    proj_hidden: int = 256  # projection head hidden units
-    proj_dim: int = 128  # projection output size (0 = contrast pooled embeddings directly, as ECG-FM)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # per-segment augmentations + RLM
+    runs: list[PretrainRun] = field(
+        default_factory=lambda: [
+            PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny", epochs=30),
+            PretrainRun(name="supervised", objective="supervised", arch="net1d", preset="tiny", epochs=20),
+            PretrainRun(name="mae", objective="mae", arch="net1d", preset="tiny", epochs=30),
+            PretrainRun(name="w2v", objective="w2v", arch="wav2vec2", preset="tiny", epochs=15),
+            PretrainRun(name="hybrid", objective="hybrid", arch="wav2vec2", preset="tiny", epochs=10),
+        ]
+    )  # objectives x encoders compared; epochs sized so the stage takes ~10 min on 2 cores (hybrid ~20 s/epoch)
+    keep: str = "cmsc"  # run whose encoder becomes models/pretrain/encoder.pt (used downstream); chosen before results
+    objectives: ObjectiveOptions = field(default_factory=ObjectiveOptions)  # per-objective options
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # augmentations + RLM shared by the objectives
     splits: list[str] = field(default_factory=lambda: ["train"])  # records pretrained on (never test)
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=30, batch_size=128, lr=2e-3, warmup_frac=0.05, patience=0)
-    )  # 30 epochs x ~2,000 records x 2 segments of 4 s: about 80 s on 2 cores with bf16
+    )  # shared by the runs (a run may override epochs and lr)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # linear-probe comparison on the validation split
     recalibrate_bn: bool = True  # re-estimate batch-norm statistics on un-augmented train records at the end
+    resume: bool = True  # keep a per-epoch training state under models/resume/pretrain and resume from it
     num_threads: int = 0  # torch CPU threads (0 = torch default)
 
     def validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective {self.objective!r} unknown; objectives: {sorted(OBJECTIVES)}")
-        bad = [s for s in self.splits if s not in _SPLITS]
+        bad = [s for s in self.splits if s not in SPLITS]
         if bad or not self.splits:
-            raise ValueError(f"splits {self.splits} must be a non-empty subset of {list(_SPLITS)}")
+            raise ValueError(f"splits {self.splits} must be a non-empty subset of {list(SPLITS)}")
         if "test" in self.splits:
             raise ValueError("pretraining on the test split would leak it into every downstream evaluation")
-        if self.segment_s <= 0 or self.temperature <= 0:
-            raise ValueError("segment_s and temperature must be > 0")
+        if not self.runs:
+            raise ValueError("runs must list at least one pretraining run")
+        names = [r.name for r in self.runs]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"run names must be unique; repeated: {dups}")
+        if self.keep not in names:
+            raise ValueError(f"keep {self.keep!r} is not a run name; runs: {names}")
+
+    def run(self, name: str) -> PretrainRun:
+        """The run called ``name``."""
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(f"no pretraining run {name!r}; runs: {[r.name for r in self.runs]}")
+
+    def options(self, objective: str):
+        """The options dataclass of ``objective``."""
+        if not hasattr(self.objectives, objective):
+            raise KeyError(f"no options section for objective {objective!r} under pretrain.objectives")
+        return getattr(self.objectives, objective)
 
 
-@dataclass
-class PretrainResult:
-    """What :func:`run_pretrain` returns."""
+from ecgstudy.pretrain.stage import PretrainResult, RunResult, run_pretrain  # noqa: E402  (needs the config above)
 
-    history: pd.DataFrame  # per-epoch rows (train_loss, train top1, val_loss, val_top1, lr, samples_per_s)
-    checkpoint: Path  # the saved encoder
-    metrics: dict[str, Any]  # headline numbers for reports/metrics/pretrain.json
-
-
-def _loss_on(objective, encoder, dataset, batch_size: int, seed: int, device: torch.device, bf16: bool) -> dict[str, float]:
-    """Objective loss and top-1 over a dataset with a fixed generator (comparable across epochs)."""
-    generator = torch.Generator().manual_seed(seed)
-    loader = make_loader(dataset, batch_size, shuffle=False, seed=seed, drop_last=True)
-    total, acc, n = 0.0, 0.0, 0
-    for batch in loader:
-        batch = to_device(batch, device)
-        with autocast(device, bf16):
-            loss, logs = objective(encoder, batch, generator)
-        total += float(loss) * len(batch["x"])
-        acc += logs.get("top1", float("nan")) * len(batch["x"])
-        n += len(batch["x"])
-    return {"val_loss": total / max(n, 1), "val_top1": acc / max(n, 1)}
-
-
-def run_pretrain(
-    cfg: PretrainConfig,
-    store_dir: str | Path,
-    models_dir: str | Path,
-    *,
-    seed: int,
-    history_csv: str | Path | None = None,
-) -> PretrainResult:
-    """Pretrain an encoder on the store's ``cfg.splits`` and save it as ``<models_dir>/encoder.pt``.
-
-    Parameters
-    ----------
-    cfg
-        The pretrain section.
-    store_dir
-        Curated store (contract 2) with signals (N, 12, T) at fs Hz.
-    models_dir
-        Folder for ``encoder.pt``.
-    seed
-        Seeds the encoder init, shuffling and every augmentation draw.
-    history_csv
-        Where to write the per-epoch curve (for ``dvc plots``).
-    """
-    from ecgstudy.store import ECGDataset, Store  # the store module is its own engineer's
-
-    set_threads(cfg.num_threads)
-    store = Store(store_dir)
-    indices = store.indices(list(cfg.splits))
-    val_indices = store.indices("val")
-    if len(indices) == 0:
-        raise ValueError(f"{store_dir}: no records in split(s) {cfg.splits}")
-    train_set = ECGDataset(store, indices)
-    val_set = ECGDataset(store, val_indices) if len(val_indices) and "val" not in cfg.splits else None
-
-    torch.manual_seed(seed)
-    encoder = build_encoder(cfg.arch, cfg.preset, n_leads=len(store.meta["leads"]))
-    context = ObjectiveContext(fs=float(store.fs), n_samples=int(store.meta["n_samples"]))
-    objective = build_objective(cfg.objective, cfg, encoder.embed_dim, context)
-    if objective.needs_labels:
-        raise ValueError(f"objective {cfg.objective!r} needs labels; the pretrain stage feeds unlabelled records")
-    model = torch.nn.ModuleDict({"encoder": encoder, "objective": objective})
-    device = resolve_device(cfg.optim.device)
-    generator = torch.Generator().manual_seed(seed + 1)
-
-    def loss_fn(m, batch):
-        return m["objective"](m["encoder"], batch, generator)
-
-    def validate(m):
-        return _loss_on(m["objective"], m["encoder"], val_set, cfg.optim.batch_size, seed + 2, device, cfg.optim.bf16)
-
-    start = time.perf_counter()
-    result = fit(
-        model,
-        loss_fn,
-        train_set,
-        cfg.optim,
-        seed=seed,
-        validate=validate if val_set is not None else None,
-        monitor="val_loss",
-        mode="min",
-        drop_last=True,
-        history_csv=history_csv,
-        desc="pretrain",
-    )
-    encoder = model["encoder"]
-    if cfg.recalibrate_bn:  # statistics of augmented, lead-masked segments -> of whole records
-        recalibrate_batchnorm(
-            encoder, lambda b: encoder.embed(b["x"], b["lead_mask"].bool()), train_set,
-            batch_size=cfg.optim.batch_size, device=device, bf16=cfg.optim.bf16,
-        )
-    seconds = time.perf_counter() - start
-    encoder = encoder.cpu().eval()
-    checkpoint = save_checkpoint(
-        Path(models_dir) / "encoder.pt",
-        encoder,
-        config={**dataclasses.asdict(cfg), "seed": seed},
-        preprocessing=preprocessing_spec(store.meta),
-        labels=[],
-        extra={"best_epoch": result.best_epoch, "best_val_loss": result.best_score, "n_train": len(indices)},
-    )
-    last = result.history.iloc[-1]
-    metrics = {
-        "objective": cfg.objective,
-        "encoder": f"{cfg.arch}-{cfg.preset}",
-        "n_params": count_parameters(encoder),
-        "n_train_records": int(len(indices)),
-        "epochs_run": int(len(result.history)),
-        "best_epoch": int(result.best_epoch),
-        "best_val_loss": result.best_score,
-        "final_train_loss": float(last["train_loss"]),
-        "train_samples_per_s": float(result.history["samples_per_s"].mean()),
-        "seconds": seconds,
-    }
-    if "val_top1" in result.history:
-        metrics["best_val_top1"] = float(result.history.loc[result.history["epoch"] == result.best_epoch, "val_top1"].iloc[0])
-    return PretrainResult(history=result.history, checkpoint=checkpoint, metrics=metrics)
+__all__ = [
+    "ObjectiveOptions",
+    "PretrainConfig",
+    "PretrainResult",
+    "PretrainRun",
+    "ProbeConfig",
+    "RunResult",
+    "run_pretrain",
+]

@@ -2,10 +2,12 @@
 
 An objective is an :class:`torch.nn.Module` holding its own trainable heads (projection, predictor, ...);
 ``objective(encoder, batch, generator) -> (loss, logs)`` computes the loss of one batch of whole records
-(``batch["x"]`` of shape (B, n_leads, T) at fs Hz, ``batch["lead_mask"]`` (B, n_leads)). Only the encoder
-is kept after pretraining. New objectives (masked reconstruction, wav2vec 2.0, hybrids, supervised)
-subclass :class:`Objective`, set ``needs_labels`` if they read ``batch["y"]``, implement
-``from_config`` and register with ``@register("name")``.
+(``batch["x"]`` of shape (B, n_leads, T) at fs Hz, ``batch["lead_mask"]`` (B, n_leads), and ``batch["y"]``
+(B, n_labels) for objectives that set ``needs_labels``). Only the encoder is kept after pretraining.
+
+Each objective declares its ``params.yaml`` options as a frozen dataclass (``options_type``; the
+``pretrain.objectives.<name>`` section), the encoder architectures it works with (``archs``; None = any),
+builds itself with ``from_config(options, encoder, context)`` and registers with ``@register("name")``.
 
 Implemented here:
 
@@ -19,7 +21,7 @@ Implemented here:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -35,11 +37,13 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 
 @dataclass(frozen=True)
 class ObjectiveContext:
-    """What an objective may need to know about the data besides its config."""
+    """What an objective may need to know about the data and the shared settings besides its options."""
 
     fs: float  # sampling rate of the store (Hz)
     n_samples: int  # samples per record
     n_labels: int = 0  # labels available in batch["y"] (for supervised objectives)
+    pos_weight: tuple[float, ...] = ()  # n_neg / n_pos per label on the pretraining records (supervised BCE)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # shared augmentations + RLM strengths
 
 
 def register(name: str) -> Callable[[type[Objective]], type[Objective]]:
@@ -60,10 +64,14 @@ class Objective(nn.Module):
 
     name: ClassVar[str] = ""
     needs_labels: ClassVar[bool] = False
+    #: frozen dataclass of the objective's options (``pretrain.objectives.<name>`` in params.yaml)
+    options_type: ClassVar[type]
+    #: encoder architectures the objective works with (None = any encoder with ``embed``)
+    archs: ClassVar[tuple[str, ...] | None] = None
 
     @classmethod
-    def from_config(cls, cfg: Any, embed_dim: int, context: ObjectiveContext) -> Objective:
-        """Build from the pretrain config (see :class:`ecgstudy.pretrain.PretrainConfig`)."""
+    def from_config(cls, options: Any, encoder: nn.Module, context: ObjectiveContext) -> Objective:
+        """Build from the objective's options for ``encoder`` (which it may inspect, never own)."""
         raise NotImplementedError
 
     def forward(
@@ -72,11 +80,20 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-def build_objective(name: str, cfg: Any, embed_dim: int, context: ObjectiveContext) -> Objective:
-    """Instantiate the registered objective ``name``."""
+def build_objective(name: str, options: Any, encoder: nn.Module, context: ObjectiveContext) -> Objective:
+    """Instantiate the registered objective ``name`` for ``encoder``.
+
+    Raises ValueError for an unknown name or an encoder architecture the objective does not support.
+    """
     if name not in OBJECTIVES:
         raise ValueError(f"unknown pretraining objective {name!r}; objectives: {sorted(OBJECTIVES)}")
-    return OBJECTIVES[name].from_config(cfg, embed_dim, context)
+    cls = OBJECTIVES[name]
+    arch = getattr(encoder, "arch", type(encoder).__name__)
+    if cls.archs is not None and arch not in cls.archs:
+        raise ValueError(f"objective {name!r} needs an encoder of architecture {list(cls.archs)}, got {arch!r}")
+    if not isinstance(options, cls.options_type):
+        raise TypeError(f"objective {name!r} takes {cls.options_type.__name__} options, got {type(options).__name__}")
+    return cls.from_config(options, encoder, context)
 
 
 def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +135,22 @@ def adjacent_segments(
     return pair[..., :length], pair[..., length:]
 
 
+@dataclass(frozen=True)
+class CMSCOptions:
+    """params.yaml ``pretrain.objectives.cmsc``."""
+
+    segment_s: float = 4.0  # segment length in s (ECG-FM: 5 s; 4 s leaves room for a random start in 10 s)
+    temperature: float = 0.1  # InfoNCE temperature (ECG-FM: 0.1)
+    proj_hidden: int = 256  # projection head hidden units
+    proj_dim: int = 128  # projection output size (0 = contrast pooled embeddings directly, as ECG-FM)
+
+    def validate(self) -> None:
+        if self.segment_s <= 0 or self.temperature <= 0:
+            raise ValueError("segment_s and temperature must be > 0")
+        if self.proj_dim < 0 or self.proj_hidden < 1:
+            raise ValueError("proj_dim must be >= 0 and proj_hidden >= 1")
+
+
 @register("cmsc")
 class CMSC(Objective):
     """Contrastive multi-segment coding with augmentations and random lead masking.
@@ -147,10 +180,12 @@ class CMSC(Objective):
         self.augment = augment
         self.project = ProjectionHead(embed_dim, proj_hidden, proj_dim) if proj_dim > 0 else nn.Identity()
 
+    options_type = CMSCOptions
+
     @classmethod
-    def from_config(cls, cfg: Any, embed_dim: int, context: ObjectiveContext) -> CMSC:
-        segment_len = int(round(cfg.segment_s * context.fs))
-        return cls(embed_dim, segment_len, cfg.temperature, cfg.proj_hidden, cfg.proj_dim, cfg.augment)
+    def from_config(cls, options: CMSCOptions, encoder: nn.Module, context: ObjectiveContext) -> CMSC:
+        segment_len = int(round(options.segment_s * context.fs))
+        return cls(encoder.embed_dim, segment_len, options.temperature, options.proj_hidden, options.proj_dim, context.augment)
 
     def forward(
         self, encoder: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator

@@ -1,0 +1,279 @@
+"""The pretrain stage: train every configured run, keep one encoder, compare them with linear probes.
+
+:func:`pretrain_run` trains one run (objective x encoder) with the shared engine on the pretraining
+splits, keeps the epoch with the lowest validation-split objective loss, re-estimates batch-norm
+statistics on whole un-augmented records, and saves ``<models_dir>/<run>.pt``. :func:`run_pretrain`
+does that for each run, copies the kept run to ``encoder.pt`` and scores every encoder with the
+linear-probe comparison of :mod:`ecgstudy.pretrain.compare`.
+
+Every run starts from the same seed, so runs of the same architecture and size start from identical
+weights, which are exactly the random-init baseline of the comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ecgstudy import distributed
+from ecgstudy.finetune import pos_weights
+from ecgstudy.models import build_encoder, count_parameters
+from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
+from ecgstudy.pretrain.objectives import OBJECTIVES, ObjectiveContext, build_objective
+from ecgstudy.train import autocast, fit, make_loader, recalibrate_batchnorm, resolve_device, set_threads, to_device
+
+if TYPE_CHECKING:
+    from ecgstudy.pretrain import PretrainConfig, PretrainRun
+    from ecgstudy.store import Store
+
+#: Where per-epoch training states live (outside DVC outputs, so an interrupted stage resumes).
+RESUME_DIR = Path("models/resume/pretrain")
+
+
+@dataclass
+class RunResult:
+    """One trained run."""
+
+    name: str
+    history: pd.DataFrame  # per-epoch rows of ecgstudy.train.fit
+    checkpoint: Path  # <models_dir>/<name>.pt
+    metrics: dict[str, Any]  # objective, encoder, n_params, best epoch and loss, samples/s, seconds
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`run_pretrain` returns."""
+
+    runs: dict[str, RunResult]  # by run name, in params order
+    comparison: pd.DataFrame  # linear-probe AUROC of each run vs random init (ecgstudy.pretrain.compare)
+    checkpoint: Path  # models/pretrain/encoder.pt: the kept run's encoder
+    metrics: dict[str, Any]  # for reports/metrics/pretrain.json
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Every run's per-epoch rows with a ``run`` column."""
+        return pd.concat([r.history.assign(run=name) for name, r in self.runs.items()], ignore_index=True)
+
+
+def _objective_loss(objective, encoder, dataset, batch_size: int, seed: int, device: torch.device, bf16: bool) -> dict[str, float]:
+    """Mean objective loss and logs over a dataset with a fixed generator (comparable across epochs)."""
+    generator = torch.Generator().manual_seed(seed)
+    sums: dict[str, float] = {}
+    n = 0
+    for batch in make_loader(dataset, batch_size, shuffle=False, seed=seed, drop_last=True):
+        batch = to_device(batch, device)
+        with autocast(device, bf16):
+            loss, logs = objective(encoder, batch, generator)
+        size = len(batch["x"])
+        for key, value in {"loss": float(loss), **logs}.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * size
+        n += size
+    return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
+
+
+def _labels_for(objective: str, options: Any, store: Store, rows: np.ndarray) -> tuple[np.ndarray | None, list[str], np.ndarray]:
+    """Targets (N_store, L) and names for a label-reading objective, and the rows that have a label.
+
+    Label-free objectives get (None, [], rows): every record serves.
+    """
+    if not OBJECTIVES[objective].needs_labels:
+        return None, [], rows
+    from ecgstudy.labels import task_labels
+
+    tl = task_labels(store, options.task, options.min_positives, within=rows)
+    if not tl.names:
+        raise ValueError(f"{store.path}: no {options.task!r} label has {options.min_positives} positives to pretrain on")
+    return tl.y, list(tl.names), rows[tl.keep[rows]]
+
+
+def pretrain_run(
+    run: PretrainRun,
+    cfg: PretrainConfig,
+    store: Store,
+    models_dir: str | Path,
+    *,
+    seed: int,
+    history_csv: str | Path | None = None,
+    state_path: str | Path | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train one run on ``cfg.splits`` of ``store`` and save ``<models_dir>/<run.name>.pt``.
+
+    Parameters
+    ----------
+    run, cfg
+        The run and the whole pretrain section (optim, augmentations, objective options).
+    store
+        Curated store with signals (N, 12, T) at ``store.fs`` Hz.
+    seed
+        Seeds the encoder init (the same for every run), shuffling and every augmentation and mask draw.
+    history_csv
+        Per-epoch curve for ``dvc plots``.
+    state_path
+        Per-epoch training state: rerunning after an interruption resumes from the last finished epoch.
+    on_epoch_end
+        Called with each epoch's row (see :func:`ecgstudy.train.fit`).
+
+    Under ``torchrun`` every process trains its shard (:mod:`ecgstudy.distributed`); only the main
+    process writes the checkpoint.
+    """
+    from ecgstudy.store import ECGDataset
+
+    options = cfg.options(run.objective)
+    rows = np.asarray(store.indices(list(cfg.splits)))
+    targets, label_names, rows = _labels_for(run.objective, options, store, rows)
+    if len(rows) == 0:
+        raise ValueError(f"{store.path}: no records in split(s) {cfg.splits} for run {run.name!r}")
+    val_rows = np.asarray(store.indices("val")) if "val" not in cfg.splits else np.array([], dtype=np.int64)
+    if targets is not None and len(val_rows):
+        val_rows = val_rows[targets[val_rows].any(axis=1)]
+    train_set = ECGDataset(store, rows, labels=targets)
+    val_set = ECGDataset(store, val_rows, labels=targets) if len(val_rows) else None
+
+    torch.manual_seed(seed)
+    encoder = build_encoder(run.arch, run.preset, n_leads=len(store.leads))
+    context = ObjectiveContext(
+        fs=float(store.fs),
+        n_samples=int(store.n_samples),
+        n_labels=len(label_names),
+        pos_weight=tuple(pos_weights(targets[rows]).tolist()) if targets is not None else (),
+        augment=cfg.augment,
+    )
+    objective = build_objective(run.objective, options, encoder, context)
+    model = torch.nn.ModuleDict({"encoder": encoder, "objective": objective})
+    optim = dataclasses.replace(cfg.optim, epochs=run.epochs or cfg.optim.epochs, lr=run.lr or cfg.optim.lr)
+    device = resolve_device(optim.device)
+    generator = torch.Generator().manual_seed(seed + 1)
+
+    def loss_fn(m, batch):
+        return m["objective"](m["encoder"], batch, generator)
+
+    def validate(m):
+        return _objective_loss(m["objective"], m["encoder"], val_set, optim.batch_size, seed + 2, device, optim.bf16)
+
+    start = time.perf_counter()
+    result = fit(
+        model,
+        loss_fn,
+        train_set,
+        optim,
+        seed=seed,
+        validate=validate if val_set is not None else None,
+        monitor="val_loss",
+        mode="min",
+        drop_last=True,
+        history_csv=history_csv,
+        desc=f"pretrain {run.name}",
+        state_path=state_path,
+        generators={"objective": generator},
+        on_epoch_end=on_epoch_end,
+        fingerprint={"run": dataclasses.asdict(run), "options": dataclasses.asdict(options),
+                     "augment": dataclasses.asdict(cfg.augment), "splits": list(cfg.splits), "seed": seed,
+                     "n_records": int(len(rows))},
+    )
+    encoder = model["encoder"]
+    if cfg.recalibrate_bn:  # statistics of augmented, masked segments -> of whole records
+        recalibrate_batchnorm(
+            encoder, lambda b: encoder.embed(b["x"], b["lead_mask"].bool()), train_set,
+            batch_size=optim.batch_size, device=device, bf16=optim.bf16,
+        )
+    seconds = time.perf_counter() - start
+    encoder = encoder.cpu().eval()
+    checkpoint = Path(models_dir) / f"{run.name}.pt"
+    if distributed.info().is_main:
+        save_checkpoint(
+            checkpoint,
+            encoder,
+            config={"run": dataclasses.asdict(run), "options": dataclasses.asdict(options),
+                    "augment": dataclasses.asdict(cfg.augment), "optim": dataclasses.asdict(optim),
+                    "splits": list(cfg.splits), "seed": seed, "objective": run.objective},
+            preprocessing=preprocessing_spec(store.meta),
+            labels=[],
+            extra={"best_epoch": result.best_epoch, "best_val_loss": result.best_score, "n_train": int(len(rows)),
+                   "pretraining_labels": label_names},
+        )
+    history = result.history
+    metrics: dict[str, Any] = {
+        "objective": run.objective,
+        "encoder": f"{run.arch}-{run.preset}",
+        "n_params": count_parameters(encoder),
+        "n_train_records": int(len(rows)),
+        "epochs_run": int(len(history)),
+        "best_epoch": int(result.best_epoch),
+        "best_val_loss": result.best_score,
+        "final_train_loss": float(history["train_loss"].iloc[-1]),
+        "train_samples_per_s": float(history["samples_per_s"].mean()),
+        "seconds": seconds,
+    }
+    best = history.loc[history["epoch"] == result.best_epoch]
+    for key in ("val_top1", "val_cmsc_top1"):
+        if key in history and len(best):
+            metrics[f"best_{key}"] = float(best[key].iloc[0])
+    return RunResult(name=run.name, history=history, checkpoint=checkpoint, metrics=metrics)
+
+
+def run_pretrain(
+    cfg: PretrainConfig,
+    store_dir: str | Path,
+    models_dir: str | Path,
+    *,
+    seed: int,
+    plots_dir: str | Path | None = None,
+    resume_dir: str | Path | None = None,
+) -> PretrainResult:
+    """Train every run of ``cfg``, keep ``cfg.keep`` as ``encoder.pt``, compare all with linear probes.
+
+    Parameters
+    ----------
+    store_dir
+        Curated store (contract 2) with signals (N, 12, T) at fs Hz and train/val splits.
+    models_dir
+        Folder for ``<run>.pt`` and ``encoder.pt``.
+    plots_dir
+        Folder for the per-epoch curves ``<run>.csv`` (``dvc plots``).
+    resume_dir
+        Folder of per-epoch training states (default models/resume/pretrain under the repo root when
+        ``cfg.resume``); a run's state is deleted once the run has finished.
+    """
+    from ecgstudy.paths import resolve
+    from ecgstudy.pretrain.compare import probe_comparison
+    from ecgstudy.store import Store
+
+    set_threads(cfg.num_threads)
+    store = Store(store_dir)
+    models_dir = Path(models_dir)
+    if cfg.resume and resume_dir is None:
+        resume_dir = resolve(RESUME_DIR)
+    runs: dict[str, RunResult] = {}
+    for run in cfg.runs:
+        state = Path(resume_dir) / f"{run.name}.state.pt" if cfg.resume else None
+        csv = Path(plots_dir) / f"{run.name}.csv" if plots_dir is not None else None
+        runs[run.name] = pretrain_run(run, cfg, store, models_dir, seed=seed, history_csv=csv, state_path=state)
+        if state is not None and distributed.info().is_main:
+            state.unlink(missing_ok=True)
+    kept = models_dir / "encoder.pt"
+    if not distributed.info().is_main:  # other torchrun processes only helped train
+        return PretrainResult(runs=runs, comparison=pd.DataFrame(), checkpoint=kept, metrics={})
+    shutil.copyfile(runs[cfg.keep].checkpoint, kept)
+    comparison = probe_comparison({name: r.checkpoint for name, r in runs.items()}, store, cfg.probe, seed=seed,
+                                  device=cfg.optim.device, bf16=cfg.optim.bf16)
+    metrics: dict[str, Any] = {"keep": cfg.keep, "n_runs": len(runs)}
+    by_run = comparison.set_index("run")
+    for name, r in runs.items():
+        entry = dict(r.metrics)
+        if name in by_run.index:
+            row = by_run.loc[name]
+            entry.update({"probe_val_auroc": float(row["auroc"]), "random_init_val_auroc": float(row["random_auroc"]),
+                          "probe_gain": float(row["diff"]), "probe_gain_low": float(row["low"]),
+                          "probe_gain_high": float(row["high"])})
+        metrics[name] = entry
+    return PretrainResult(runs=runs, comparison=comparison, checkpoint=kept, metrics=metrics)

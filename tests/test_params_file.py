@@ -1,0 +1,78 @@
+"""params.yaml is generated from the config dataclasses; profiles overlay it for real datasets."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from ecgstudy import config, params_file
+from ecgstudy.paths import repo_root
+
+PROFILES = sorted(p.stem for p in (repo_root() / "profiles").glob("*.yaml"))
+
+
+def test_repository_params_yaml_is_the_generated_defaults():
+    assert (repo_root() / "params.yaml").read_text() == params_file.render(), (
+        "params.yaml differs from the config defaults: run `make params` (python -m ecgstudy.params_file)"
+    )
+
+
+def _fields(obj, where):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        yield type(obj), f.name, f"{where}.{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from _fields(value, f"{where}.{f.name}")
+        elif isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            yield from _fields(value[0], f"{where}.{f.name}[0]")
+
+
+def test_every_parameter_has_a_comment():
+    missing = [where for name in config.SECTIONS for cls, field, where in _fields(config.schema(name)(), name)
+               if not params_file.field_comments(cls).get(field)]
+    assert not missing, f"parameters without an explanatory comment: {missing}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_render_to_valid_params(profile):
+    overlay = params_file.load_profile(profile)
+    params = yaml.safe_load(params_file.render(overlay))
+    config.validate_all(params)
+    assert params["data"]["source"] == overlay["data"]["source"] == profile
+    defaults = yaml.safe_load(params_file.render())
+    assert params["pretrain"] == defaults["pretrain"]  # profiles change data handling, not the study design
+
+
+def test_ptbxl_profile_is_the_benchmark_protocol():
+    params = yaml.safe_load(params_file.render(params_file.load_profile("ptbxl")))
+    assert params["curate"]["fs"] == 100 and params["curate"]["use_official_folds"] is True
+    ft = params["finetune"]
+    assert (ft["train_crop_s"], ft["eval_window_s"], ft["eval_stride_s"], ft["eval_aggregate"]) == (2.5, 2.5, 1.25, "max")
+    assert ft["eval_splits"] == ["test"]  # PTB-XL declares no external site
+
+
+def test_overlay_merges_mappings_and_replaces_lists():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
+    assert params_file.merge(base, {"a": {"y": [3]}}) == {"a": {"x": 1, "y": [3]}, "b": 2}
+
+
+def test_bad_profiles_fail_naming_the_problem(tmp_path, monkeypatch):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "typo.yaml").write_text("finetune:\n  fractoins: [0.1]\n")
+    (tmp_path / "profiles" / "section.yaml").write_text("pretrian: {}\n")
+    with pytest.raises(config.ConfigError, match="fractoins"):
+        params_file.render(params_file.load_profile("typo", tmp_path))
+    with pytest.raises(config.ConfigError, match="pretrian"):
+        params_file.load_profile("section", tmp_path)
+    with pytest.raises(config.ConfigError, match=r"profiles: \['section', 'typo'\]"):
+        params_file.load_profile("absent", tmp_path)
+
+
+def test_cli_check_reports_drift(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    assert params_file.main(["--out", "p.yaml"]) == 0
+    assert params_file.main(["--out", "p.yaml", "--check"]) == 0
+    (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text().replace("seed: 20261122", "seed: 1"))
+    assert params_file.main(["--out", "p.yaml", "--check"]) == 1
+    assert "differs" in capsys.readouterr().out
