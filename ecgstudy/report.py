@@ -34,7 +34,10 @@ from ecgstudy.paths import repo_root, resolve
 STAGE_INTROS: dict[str, str] = {
     "curate": "Simulate (or read) the cohort, harmonise every record to the store's sampling rate and "
               "length, run quality checks and split by patient.",
-    "pretrain": "Self-supervised pretraining of the encoder on unlabelled training records.",
+    "pretrain": "Pretraining objectives compared on the same training records (supervised, contrastive CMSC+RLM, "
+                "masked reconstruction, wav2vec 2.0 masked prediction, ECG-FM's hybrid), each encoder scored by a "
+                "linear probe on the validation split against the same architecture at random initialisation; "
+                "the kept run's encoder feeds every later stage.",
     "finetune": "Multi-label diagnosis: pretrained vs from scratch vs linear probe at several label "
                 "fractions (macro AUROC / AUPRC with bootstrap intervals).",
     "transfer": "Rare conditions with small training sets: foundation encoder vs training from scratch.",
@@ -48,8 +51,11 @@ STAGE_INTROS: dict[str, str] = {
 CAPTIONS: tuple[tuple[str, str], ...] = (
     ("*gallery*.png", "One simulated 12-lead ECG per condition (25 mm/s, 10 mm/mV; lead II rhythm strip)."),
     ("*interval*.png", "ECG intervals measured by neurokit2 on the curated signals, by condition."),
-    ("*loss*.png", "Pretraining loss per epoch on the training and validation splits (and the contrastive "
-                   "top-1 accuracy where the objective has one)."),
+    ("*loss*.png", "Pretraining loss per epoch of every run on the training and validation splits (one panel "
+                   "per run: the objectives' losses are on different scales)."),
+    ("probe_comparison.png", "Validation macro AUROC of a linear probe on each frozen pretrained encoder (coloured) "
+                             "and on the same architecture at random initialisation (grey); error bar: 95% paired "
+                             "bootstrap interval of the gain."),
     ("*label_efficiency*.png", "Macro AUROC against the fraction of training patients whose labels were "
                                "used, one line per strategy with its 95% bootstrap band, per evaluation split."),
     ("transfer*.png", "Rare-condition AUROC against the number of training cases, foundation encoder vs "

@@ -276,4 +276,7 @@ def run_pretrain(
                           "probe_gain": float(row["diff"]), "probe_gain_low": float(row["low"]),
                           "probe_gain_high": float(row["high"])})
         metrics[name] = entry
+    keys = list(dict.fromkeys(k for name in runs for k in metrics[name]))
+    for name in runs:  # the same keys for every run: one table in the report
+        metrics[name] = {k: metrics[name].get(k) for k in keys}
     return PretrainResult(runs=runs, comparison=comparison, checkpoint=kept, metrics=metrics)
