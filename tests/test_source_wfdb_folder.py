@@ -187,3 +187,18 @@ def test_curation_end_to_end(tmp_path, pool):
     i = records.index[records["record_id"] == "site_b/multi"][0]
     expected = sine_signal(100, 10.0, _phase("site_b/multi")).T  # (12, 1000) at the store's 100 Hz
     np.testing.assert_allclose(signals[i][:, 50:-50], expected[:, 50:-50], atol=5e-3)
+
+
+def test_reads_the_simulated_cohort_like_the_ptbxl_reader(simulated_cohort):
+    """The simulated cohort's records500 folder, read as a plain WFDB pool, gives PTB-XL's signals."""
+    raw = simulated_cohort / "raw"
+    pool = WFDBFolderSource(raw / "records500")
+    ptbxl = open_source("ptbxl", raw, resolution="records500")
+    catalog = pool.catalog()
+    assert len(catalog) == len(ptbxl.catalog()) and (catalog["codes"].map(len) == 0).all()
+    by_name = {Path(r).name: i for i, r in enumerate(catalog["record_id"])}
+    for position in (0, len(ptbxl.catalog()) - 1):
+        name = Path(ptbxl.record_path(position)).name
+        a, b = pool.read_signal(by_name[name]), ptbxl.read_signal(position)
+        assert a.fs == b.fs == 500 and a.leads == b.leads
+        np.testing.assert_array_equal(a.data, b.data)
