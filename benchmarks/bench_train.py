@@ -113,7 +113,7 @@ def loader_rate(store_dir: Path | None, crop: int, batch: int, n_batches: int) -
             if seen >= n_batches * batch:
                 break
     rate = seen / (time.perf_counter() - start)
-    where = f"{store_dir} ({len(rows)} train records)" if tmp is None else f"a temporary 300-record simulated store"
+    where = f"{store_dir} ({len(rows)} train records)" if tmp is None else "a temporary 300-record simulated store"
     if tmp is not None:
         tmp.cleanup()
     return rate, where

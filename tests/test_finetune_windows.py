@@ -11,7 +11,6 @@ from ecgstudy.labels import task_labels
 from ecgstudy.models import build_encoder
 from ecgstudy.models.checkpoint import load_classifier, preprocessing_spec, save_checkpoint
 from ecgstudy.store import ECGDataset, Store
-from ecgstudy.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
