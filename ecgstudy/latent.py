@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ecgstudy import evaluate
+from ecgstudy.models import random_init_like
 
 ENCODERS: tuple[str, ...] = ("pretrained", "random_init")  # names used in tables, metrics and figures
 SUPERCLASS_ORDER: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")  # PTB-XL diagnostic classes
@@ -119,21 +120,6 @@ def embed_batches(model: nn.Module, batches: Iterable[dict]) -> np.ndarray:
 def embed_dataset(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> np.ndarray:
     """Embeddings (N, D) of a dataset whose items are dicts with ``x`` (12, T) and ``lead_mask`` (12,)."""
     return embed_batches(model, DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0))
-
-
-def random_init_like(info: dict, seed: int) -> nn.Module:
-    """A freshly initialised encoder of the checkpoint's architecture (seeded; eval mode).
-
-    ``info`` is the info dict of :func:`ecgstudy.models.checkpoint.load_encoder` (its ``spec`` is the
-    encoder spec, or a classifier spec holding it under ``encoder``).
-    """
-    from ecgstudy.models import encoder_from_spec
-
-    spec = info["spec"]["encoder"] if info.get("kind") == "classifier" else info["spec"]
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = encoder_from_spec(spec)
-    return model.eval()
 
 
 def standardise(fit_on: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:

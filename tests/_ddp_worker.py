@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from _synthetic import Blobs
+
 from ecgstudy.models import build_encoder
 from ecgstudy.pretrain.masked import MAEOptions
 from ecgstudy.pretrain.objectives import ObjectiveContext, build_objective
@@ -26,19 +28,7 @@ from ecgstudy.train import TrainConfig, fit
 GLOBAL_BATCH = 16  # samples per optimizer step, whatever the number of processes
 
 
-class Blobs(Dataset):
-    """Two gaussian classes in 8 dimensions."""
 
-    def __init__(self, n=96, seed=0):
-        rng = np.random.default_rng(seed)
-        self.y = (rng.random(n) < 0.5).astype(np.float32)
-        self.x = (rng.normal(size=(n, 8)) + 1.5 * self.y[:, None]).astype(np.float32)
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"x": torch.from_numpy(self.x[i]), "y": torch.tensor([self.y[i]])}
 
 
 class Records(Dataset):
@@ -76,7 +66,7 @@ def mlp_run(world_size: int, out: Path | None = None) -> tuple[nn.Module, object
 
     cfg = TrainConfig(epochs=4, batch_size=GLOBAL_BATCH // world_size, lr=0.02, bf16=False, progress=False, device="cpu")
     history_csv = out / f"history_rank{rank}.csv" if out is not None else None
-    result = fit(model, _bce, Blobs(), cfg, seed=0, validate=validate, history_csv=history_csv)
+    result = fit(model, _bce, Blobs(96), cfg, seed=0, validate=validate, history_csv=history_csv)
     return model, result
 
 
@@ -122,7 +112,7 @@ def _resume_run(out: Path) -> dict:
                 raise _Interrupt
 
         cfg = TrainConfig(epochs=4, batch_size=8, lr=0.02, bf16=True, progress=False, device="cpu")
-        result = fit(model, loss_fn, Blobs(), cfg, seed=1, generators={"noise": noise}, state_path=state_path,
+        result = fit(model, loss_fn, Blobs(96), cfg, seed=1, generators={"noise": noise}, state_path=state_path,
                      on_epoch_end=interrupt)
         return model, result
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from _store_builder import build_store
+from _synthetic import structured_batch
 
 from ecgstudy import config
 from ecgstudy.models import build_encoder
@@ -15,7 +16,6 @@ from ecgstudy.pretrain import ObjectiveOptions, PretrainConfig, PretrainRun, Pro
 from ecgstudy.pretrain.stage import pretrain_run
 from ecgstudy.pretrain.supervised import SupervisedOptions
 from ecgstudy.pretrain.wav2vec import W2VOptions
-from ecgstudy.store import Store
 from ecgstudy.pretrain.augment import AugmentConfig, augment, random_crop, random_lead_mask
 from ecgstudy.pretrain.objectives import (
     CMSC,
@@ -27,6 +27,7 @@ from ecgstudy.pretrain.objectives import (
     info_nce,
     register,
 )
+from ecgstudy.store import Store
 from ecgstudy.train import TrainConfig
 
 
@@ -78,17 +79,6 @@ def test_info_nce_rewards_matching_pairs():
     assert acc == 1.0 and good < 0.1 < bad
 
 
-def _structured_batch(n=16, length=400, seed=0):
-    """Records with their own rhythm, lead gains and waveform: segments of one record look alike."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(length) / 100.0
-    x = np.empty((n, 12, length), np.float32)
-    for i in range(n):
-        rate, phase, width = rng.uniform(0.8, 2.0), rng.uniform(0, 1), rng.uniform(0.001, 0.01)
-        beat = np.exp(-(((t * rate + phase) % 1.0 - 0.5) ** 2) / width)
-        x[i] = rng.normal(0, 1, (12, 1)) * beat + 0.05 * rng.normal(size=(12, length))
-    return {"x": torch.from_numpy(x), "lead_mask": torch.ones(n, 12, dtype=torch.bool)}
-
 
 def test_cmsc_loss_decreases_on_structured_data():
     torch.manual_seed(0)
@@ -97,7 +87,7 @@ def test_cmsc_loss_decreases_on_structured_data():
                      augment=AugmentConfig(rlm_p=0.25))
     params = list(encoder.parameters()) + list(objective.parameters())
     opt = torch.optim.AdamW(params, lr=3e-3)
-    batch, gen = _structured_batch(), _gen(0)
+    batch, gen = structured_batch(), _gen(0)
     losses = []
     for _ in range(20):
         loss, logs = objective(encoder, batch, gen)

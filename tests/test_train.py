@@ -5,25 +5,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from _synthetic import Blobs
 from torch import nn
-from torch.utils.data import Dataset
 
 from ecgstudy.train import TrainConfig, fit, predict, recalibrate_batchnorm, warmup_cosine
 
 
-class _Blobs(Dataset):
-    """Two gaussian classes in 8 dimensions (a learnable toy task)."""
 
-    def __init__(self, n=256, seed=0):
-        rng = np.random.default_rng(seed)
-        self.y = (rng.random(n) < 0.5).astype(np.float32)
-        self.x = (rng.normal(size=(n, 8)) + 1.5 * self.y[:, None]).astype(np.float32)
-
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"x": torch.from_numpy(self.x[i]), "y": torch.tensor([self.y[i]])}
 
 
 def _bce(model, batch):
@@ -51,7 +39,7 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 def test_fit_learns_and_writes_history(tmp_path):
     model = _model()
-    res = fit(model, _bce, _Blobs(), _cfg(), seed=0, history_csv=tmp_path / "h.csv")
+    res = fit(model, _bce, Blobs(), _cfg(), seed=0, history_csv=tmp_path / "h.csv")
     hist = res.history
     assert list(hist["epoch"]) == list(range(1, 7))
     assert hist["train_loss"].iloc[-1] < 0.7 * hist["train_loss"].iloc[0]
@@ -61,7 +49,7 @@ def test_fit_learns_and_writes_history(tmp_path):
 
 
 def test_same_seed_same_numbers_different_seed_different_numbers():
-    runs = [fit(_model(), _bce, _Blobs(), _cfg(epochs=2), seed=s).history for s in (1, 1, 2)]
+    runs = [fit(_model(), _bce, Blobs(), _cfg(epochs=2), seed=s).history for s in (1, 1, 2)]
     cols = ["train_loss", "acc"]
     pd.testing.assert_frame_equal(runs[0][cols], runs[1][cols])
     assert not runs[0][cols].equals(runs[2][cols])
@@ -70,8 +58,8 @@ def test_same_seed_same_numbers_different_seed_different_numbers():
 def test_gradient_accumulation_matches_a_larger_batch():
     a, b = _model(), _model()
     cfg = dict(epochs=2, lr=0.01, grad_clip=0.0, weight_decay=0.0)
-    fit(a, _bce, _Blobs(128), _cfg(batch_size=32, grad_accum=1, **cfg), seed=0)
-    fit(b, _bce, _Blobs(128), _cfg(batch_size=16, grad_accum=2, **cfg), seed=0)
+    fit(a, _bce, Blobs(128), _cfg(batch_size=32, grad_accum=1, **cfg), seed=0)
+    fit(b, _bce, Blobs(128), _cfg(batch_size=16, grad_accum=2, **cfg), seed=0)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-5)
 
@@ -85,7 +73,7 @@ def test_best_epoch_is_chosen_on_validation_and_patience_stops():
         snapshots[len(snapshots) + 1] = [p.detach().clone() for p in m.parameters()]
         return {"val_loss": next(scripted)}
 
-    res = fit(model, _bce, _Blobs(), _cfg(epochs=6, patience=2), seed=0, validate=validate)
+    res = fit(model, _bce, Blobs(), _cfg(epochs=6, patience=2), seed=0, validate=validate)
     assert res.best_epoch == 2 and res.best_score == 0.5
     assert res.stopped_early and len(res.history) == 4
     for p, q in zip(model.parameters(), snapshots[2]):
@@ -94,12 +82,12 @@ def test_best_epoch_is_chosen_on_validation_and_patience_stops():
 
 def test_max_evals_spaces_validation():
     calls = []
-    fit(_model(), _bce, _Blobs(64), _cfg(epochs=6, max_evals=2), seed=0, validate=lambda m: calls.append(1) or {"val_loss": 1.0})
+    fit(_model(), _bce, Blobs(64), _cfg(epochs=6, max_evals=2), seed=0, validate=lambda m: calls.append(1) or {"val_loss": 1.0})
     assert len(calls) == 2
 
 
 def test_min_steps_adds_epochs_for_small_sets():
-    res = fit(_model(), _bce, _Blobs(40), _cfg(epochs=1, min_steps=10, batch_size=16), seed=0)
+    res = fit(_model(), _bce, Blobs(40), _cfg(epochs=1, min_steps=10, batch_size=16), seed=0)
     assert res.history["step"].iloc[-1] >= 10
 
 
@@ -107,13 +95,13 @@ def test_frozen_parameters_stay_and_bf16_runs():
     model = _model()
     model[0].requires_grad_(False)
     before = model[0].weight.clone()
-    res = fit(model, _bce, _Blobs(), _cfg(epochs=2, bf16=True), seed=0)
+    res = fit(model, _bce, Blobs(), _cfg(epochs=2, bf16=True), seed=0)
     assert torch.equal(model[0].weight, before)
     assert np.isfinite(res.history["train_loss"]).all()
 
 
 def test_predict_keeps_order():
-    data = _Blobs(50)
+    data = Blobs(50)
     model = _model()
     out, fields = predict(lambda b: model(b["x"]), data, batch_size=16, bf16=False)
     assert out.shape == (50, 1)
@@ -127,7 +115,7 @@ def test_batchnorm_recalibration_measures_the_data_and_keeps_weights():
     module = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4))
     module[1].running_mean.fill_(5.0)  # stale statistics, as left by pretraining on other inputs
     weights = module[0].weight.clone()
-    data = _Blobs(256)
+    data = Blobs(256)
     assert recalibrate_batchnorm(module, lambda b: module(b["x"]), data, batch_size=32, bf16=False) == 1
     with torch.no_grad():
         hidden = module[0](torch.from_numpy(data.x))

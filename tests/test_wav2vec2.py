@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from _synthetic import structured_batch
 
 from ecgstudy import config
 from ecgstudy.models import build_encoder, count_parameters, encoder_from_spec, wav2vec2
@@ -33,16 +34,7 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-def _structured_batch(n=16, length=400, seed=0):
-    """Records with their own rhythm, lead gains and waveform (as tests/test_pretrain.py)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(length) / 100.0
-    x = np.empty((n, 12, length), np.float32)
-    for i in range(n):
-        rate, phase, width = rng.uniform(0.8, 2.0), rng.uniform(0, 1), rng.uniform(0.001, 0.01)
-        beat = np.exp(-(((t * rate + phase) % 1.0 - 0.5) ** 2) / width)
-        x[i] = rng.normal(0, 1, (12, 1)) * beat + 0.05 * rng.normal(size=(12, length))
-    return {"x": torch.from_numpy(x), "lead_mask": torch.ones(n, 12, dtype=torch.bool)}
+
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_PARAMS))
@@ -210,7 +202,7 @@ def test_w2v_loss_decreases_and_logs():
     torch.manual_seed(0)
     encoder = build_encoder("wav2vec2", "tiny")
     objective = build_objective("w2v", W2VOptions(segment_s=3.0), encoder, CONTEXT)
-    history = _train(objective, encoder, _structured_batch(n=8), 12)
+    history = _train(objective, encoder, structured_batch(n=8), 12)
     losses = [h["loss"] for h in history]
     assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
     assert {"top1", "code_perplexity", "loss_contrastive", "loss_diversity", "feature_pen"} <= set(history[-1])
@@ -223,7 +215,7 @@ def test_hybrid_loss_decreases_and_cmsc_learns():
     encoder = build_encoder("wav2vec2", "tiny")
     objective = build_objective("hybrid", HybridOptions(w2v=W2VOptions(segment_s=2.0)), encoder, CONTEXT)
     assert isinstance(objective, Hybrid) and objective.segment_len == 200
-    history = _train(objective, encoder, _structured_batch(n=8), 15)
+    history = _train(objective, encoder, structured_batch(n=8), 15)
     losses = [h["loss"] for h in history]
     cmsc = [h["loss_cmsc"] for h in history]
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]) and np.mean(cmsc[-3:]) < np.mean(cmsc[:3])
@@ -258,7 +250,7 @@ def test_segments_must_fit_and_options_validate():
 @pytest.mark.parametrize("name", ["w2v", "hybrid"])
 def test_same_seed_same_loss_and_bf16(name):
     options = W2VOptions(segment_s=2.0) if name == "w2v" else HybridOptions(w2v=W2VOptions(segment_s=2.0))
-    batch = _structured_batch(n=8)
+    batch = structured_batch(n=8)
 
     def run(seed, bf16=False, train=True):
         torch.manual_seed(0)  # encoder init and dropout
@@ -284,7 +276,7 @@ def test_eval_mode_is_deterministic_and_does_not_anneal():
     encoder = build_encoder("wav2vec2", "tiny").eval()
     objective = build_objective("w2v", dataclasses.replace(W2VOptions(segment_s=2.0), gumbel_temp_decay=1.0),
                                 encoder, CONTEXT).eval()
-    batch = _structured_batch(n=4)
+    batch = structured_batch(n=4)
     with torch.no_grad():
         a, _ = objective(encoder, batch, _gen(3))
         b, _ = objective(encoder, batch, _gen(3))

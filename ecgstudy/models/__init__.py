@@ -54,9 +54,28 @@ def encoder_from_spec(spec: dict[str, Any]) -> nn.Module:
     return build_encoder(spec["arch"], spec["preset"], spec["n_leads"], **dict(spec.get("overrides") or {}))
 
 
+def random_init_like(info: dict[str, Any], seed: int) -> nn.Module:
+    """A freshly initialised encoder of a checkpoint's architecture (seeded; eval mode; global RNG untouched).
+
+    ``info`` is the info dict of :func:`ecgstudy.models.checkpoint.load_encoder` (its ``spec`` is the
+    encoder spec, or a classifier spec holding it under ``encoder``). With the seed the pretraining run
+    initialised with, it is exactly that run's starting point: the random-init baseline.
+    """
+    import torch
+
+    spec = info["spec"]["encoder"] if info.get("kind") == "classifier" else info["spec"]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = encoder_from_spec(spec)
+    return model.eval()
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["ENCODERS", "Classifier", "ProjectionHead", "build_encoder", "count_parameters", "encoder_from_spec"]
+__all__ = [
+    "ENCODERS", "Classifier", "ProjectionHead", "build_encoder", "count_parameters", "encoder_from_spec",
+    "random_init_like",
+]

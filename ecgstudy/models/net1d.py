@@ -24,7 +24,6 @@ base      64, 160, 160, 400, 400, 1024, 1024     2, 2, 2, 3, 3, 4, 4   ~30.6 M (
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ecgstudy.models import presets
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,8 @@ class Net1D(nn.Module):
     @property
     def spec_dict(self) -> dict[str, Any]:
         """Plain-python description that :func:`ecgstudy.models.build_encoder` rebuilds from."""
-        overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides.items()}
-        return {"arch": self.arch, "preset": self.preset, "n_leads": self.n_leads, "overrides": overrides}
+        return {"arch": self.arch, "preset": self.preset, "n_leads": self.n_leads,
+                "overrides": presets.plain_overrides(self.overrides)}
 
     @property
     def downsampling(self) -> int:
@@ -203,12 +204,5 @@ class Net1D(nn.Module):
 
 def build(preset: str, n_leads: int = 12, **overrides: Any) -> Net1D:
     """A :class:`Net1D` from a named preset, with optional field overrides (e.g. ``kernel_size=8``)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown net1d preset {preset!r}; presets: {sorted(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(Net1DSpec)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown net1d override(s) {unknown}; valid: {sorted(fields)}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    spec = dataclasses.replace(PRESETS[preset], **clean)
+    spec, clean = presets.resolve("net1d", PRESETS, preset, overrides)
     return Net1D(spec, n_leads=n_leads, preset=preset, overrides=clean)

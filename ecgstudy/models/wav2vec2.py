@@ -38,7 +38,6 @@ The W2V objective (:mod:`ecgstudy.pretrain.wav2vec`) uses the pieces separately:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +45,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ecgstudy.models import presets
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,7 @@ class Wav2Vec2(nn.Module):
     @property
     def spec_dict(self) -> dict[str, Any]:
         """Plain-python description that :func:`ecgstudy.models.build_encoder` rebuilds from."""
-        return {"arch": self.arch, "preset": self.preset, "n_leads": self.n_leads, "overrides": _lists(self.overrides)}
+        return {"arch": self.arch, "preset": self.preset, "n_leads": self.n_leads, "overrides": presets.plain_overrides(self.overrides)}
 
     @property
     def downsampling(self) -> int:
@@ -332,26 +333,7 @@ class Wav2Vec2(nn.Module):
         return self.forward(x, lead_mask).mean(dim=-1)
 
 
-def _tuples(value: Any) -> Any:
-    """Lists (from YAML or a checkpoint) to tuples, recursively."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def _lists(value: Any) -> Any:
-    """Tuples to lists, recursively (plain values for checkpoints)."""
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    return [_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
 def build(preset: str, n_leads: int = 12, **overrides: Any) -> Wav2Vec2:
     """A :class:`Wav2Vec2` from a named preset, with optional field overrides (e.g. ``layers=2``)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown wav2vec2 preset {preset!r}; presets: {sorted(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(Wav2Vec2Spec)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"unknown wav2vec2 override(s) {unknown}; valid: {sorted(fields)}")
-    clean = {k: _tuples(v) for k, v in overrides.items()}
-    spec = dataclasses.replace(PRESETS[preset], **clean)
+    spec, clean = presets.resolve("wav2vec2", PRESETS, preset, overrides)
     return Wav2Vec2(spec, n_leads=n_leads, preset=preset, overrides=clean)

@@ -20,6 +20,7 @@ import torch
 from ecgstudy import evaluate
 from ecgstudy.finetune import embed_dataset, pos_weights, train_probe
 from ecgstudy.labels import task_labels
+from ecgstudy.models import random_init_like
 from ecgstudy.models.checkpoint import load_encoder
 from ecgstudy.train import resolve_device
 
@@ -28,14 +29,6 @@ if TYPE_CHECKING:
     from ecgstudy.store import Store
 
 COLUMNS = ["run", "objective", "encoder", "auroc", "random_auroc", "diff", "low", "high", "p_value", "n_labels", "n_val"]
-
-
-def _random_init(spec: dict, seed: int) -> torch.nn.Module:
-    from ecgstudy.models import encoder_from_spec
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return encoder_from_spec(spec).eval()
 
 
 def probe_comparison(
@@ -91,7 +84,7 @@ def probe_comparison(
         encoder, info = load_encoder(path)
         key = f"{info['spec']['arch']}-{info['spec']['preset']}"
         if key not in random_scores:
-            random_scores[key] = probe_scores(_random_init(info["spec"], seed))
+            random_scores[key] = probe_scores(random_init_like(info, seed))
         scores = probe_scores(encoder)
         gain = evaluate.paired_bootstrap(y_val, scores, random_scores[key], "auroc", n_boot=cfg.n_boot, seed=seed)
         out.append({

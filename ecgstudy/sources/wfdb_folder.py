@@ -38,7 +38,7 @@ import pandas as pd
 
 from ecgstudy.labels import Vocabulary, load_vocabulary
 from ecgstudy.sources.record import RawSignal, RecordReadError, Source
-from ecgstudy.sources.wfdb_io import INVALID_16, Header, read_header, read_record
+from ecgstudy.sources.wfdb_io import INVALID_16, Header, check_checksums, read_header, read_record
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +225,7 @@ def _read_mat_v4(path: Path, header: Header, offset: int, verify_checksums: bool
         )
     digital = np.fromfile(path, dtype="<i2", offset=offset).reshape(cols, rows).T  # column-major (n_sig, n)
     if verify_checksums:
-        sums = digital.sum(axis=1, dtype=np.int64) & 0xFFFF
-        for j, expected_sum in enumerate(header.checksums):
-            if expected_sum is not None and sums[j] != (expected_sum & 0xFFFF):
-                raise RecordReadError(
-                    "checksum_mismatch", f"{path}: signal {j} ({header.names[j]}) checksum differs from the header"
-                )
+        check_checksums(digital, header, path)
     return digital.astype(np.float64)
 
 

@@ -152,13 +152,21 @@ def _read_fmt16(path: Path, header: Header, verify_checksums: bool) -> np.ndarra
         )
     digital = raw.reshape(-1, n_sig).T
     if verify_checksums:
-        sums = digital.sum(axis=1, dtype=np.int64) & 0xFFFF
-        for j, expected_sum in enumerate(header.checksums):
-            if expected_sum is not None and sums[j] != (expected_sum & 0xFFFF):
-                raise RecordReadError(
-                    "checksum_mismatch", f"{path}: signal {j} ({header.names[j]}) checksum differs from the header"
-                )
+        check_checksums(digital, header, path)
     return digital.astype(np.float64)
+
+
+def check_checksums(digital: np.ndarray, header: Header, path: Path) -> None:
+    """Raise ``checksum_mismatch`` when a signal's 16-bit sum differs from its header checksum.
+
+    ``digital``: integer ADC values of shape (n_sig, n_samples); signals without a checksum are skipped.
+    """
+    sums = digital.sum(axis=1, dtype=np.int64) & 0xFFFF
+    for j, expected_sum in enumerate(header.checksums):
+        if expected_sum is not None and sums[j] != (expected_sum & 0xFFFF):
+            raise RecordReadError(
+                "checksum_mismatch", f"{path}: signal {j} ({header.names[j]}) checksum differs from the header"
+            )
 
 
 def _read_with_wfdb(base: Path, header: Header) -> np.ndarray:
