@@ -9,8 +9,14 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := agg
 
 STAMP := $(VENV)/.installed
+# JupyterLab settings shipped with the project (lab/overrides.json: double-clicking a .py notebook opens it
+# with jupytext's notebook view, not the text editor), installed into the venv's JupyterLab, never into $HOME.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+# `make lab` as root (containers) needs --allow-root; LAB_ARGS adds any option (e.g. --no-browser --port 8890).
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
 
-.PHONY: help venv study test test-fast lab bench params clean-outputs
+.PHONY: help venv study repro test test-fast lab lab-settings bench params clean-outputs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,19 +26,30 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv (if missing) and install the package with pinned dependencies
+$(LAB_SETTINGS): lab/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp lab/overrides.json $@
+
+venv: $(STAMP) $(LAB_SETTINGS) ## Create .venv (if missing) and install the package with pinned dependencies
+
+lab-settings: $(LAB_SETTINGS) ## Install the project's JupyterLab settings (lab/overrides.json) into .venv
 
 study: $(STAMP) ## Run the whole study on the built-in simulated cohort (dvc repro)
 	dvc repro
 
-test: $(STAMP) ## Run the whole test suite (unit + end-to-end), as CI does
+repro: $(STAMP) ## Rerun one stage and what it needs, with the project's environment (STAGE=finetune)
+	dvc repro $(STAGE)
+
+test: $(STAMP) $(LAB_SETTINGS) ## Run the whole test suite (unit + end-to-end), as CI does
 	python -m pytest -q
 
-test-fast: $(STAMP) ## Run the unit tests only (skips the end-to-end dvc repro)
+test-fast: $(STAMP) $(LAB_SETTINGS) ## Run the unit tests only (skips the end-to-end dvc repro)
 	python -m pytest -q -m "not slow"
 
-lab: $(STAMP) ## Open the notebooks in JupyterLab
-	jupyter lab notebooks/
+# The server starts at the repository root, so the file browser reaches notebooks/ (the stage notebooks and
+# the tour) and reports/notebooks/ (the executed copies, with figures); the browser opens the guided tour.
+lab: $(LAB_SETTINGS) ## Open JupyterLab on the guided tour (notebooks/tour.py); stage notebooks open as notebooks
+	jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_FLAGS) $(LAB_ARGS) notebooks/tour.py
 
 params: $(STAMP) ## Regenerate params.yaml from the code's defaults (PROFILE=ptbxl|cinc|code15|mimic for a real dataset)
 	python -m ecgstudy.params_file $(if $(PROFILE),--profile $(PROFILE))

@@ -21,7 +21,7 @@ import pandas as pd
 
 CURATE = """
 import json, resource, sys, time
-from ecgstudy.curate import CurateConfig, curate
+from ecgstudy.data.curation import CurateConfig, curate
 root, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t = time.perf_counter()
 s = curate("ptbxl", root, out, CurateConfig(resolution="records500", n_workers=workers), progress=False)

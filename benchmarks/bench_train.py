@@ -87,12 +87,12 @@ def time_infer(encoder, x, mask, device, bf16: bool, steps: int, warmup: int) ->
 
 def loader_rate(store_dir: Path | None, crop: int, batch: int, n_batches: int) -> tuple[float, str]:
     """Samples/s of the training loader (random crops, per-lead z-score) from a curated store."""
-    from ecgstudy.store import ECGDataset, Store
-    from ecgstudy.train import make_loader
+    from ecgstudy.data.store import ECGDataset, Store
+    from ecgstudy.engine.train import make_loader
 
     tmp = None
     if store_dir is None or not (store_dir / "meta.json").is_file():
-        from ecgstudy.curate import CurateConfig, curate_cohort
+        from ecgstudy.data.curation import CurateConfig, curate_cohort
         from ecgstudy.simulate import SimulateConfig, write_cohort
 
         tmp = tempfile.TemporaryDirectory(prefix="bench_train_")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ecgstudy import config
-from ecgstudy.sources import READERS
+from ecgstudy.data.sources import READERS
 
 
 def _params(args) -> dict:
@@ -49,7 +49,7 @@ def _simulate(args) -> int:
 
 
 def _curate(args) -> int:
-    from ecgstudy import curate
+    from ecgstudy.data import curation as curate
 
     params = _params(args)
     values = dict(params.get("curate", {}))

@@ -1,8 +1,12 @@
 """Typed, validated study parameters.
 
-``params.yaml`` has one section per stage plus shared sections (``seed``, ``data``). Each section is
-parsed into the dataclass that the stage's module declares (see :data:`SECTIONS`); unknown or mistyped
-keys fail at once with a :class:`ConfigError` that names the key and lists the valid ones.
+``params.yaml`` holds ``seed``, the ``study`` section (the values that define the study, :data:`DESIGN`),
+one section per stage plus the shared ``data``, and ``optimisers`` (named presets, :data:`OPTIMISER_KEYS`).
+:func:`load_params` resolves that layout into plain stage sections (:func:`resolve_layout`); each is then
+parsed into the dataclass that the stage's module declares (see :data:`SECTIONS`). Unknown or mistyped
+keys fail at once with a :class:`ConfigError` that names the key and lists the valid ones, and the links
+between sections are checked before any stage runs (:func:`validate_all`). Layout: docs/architecture.md
+("Parameters").
 """
 
 from __future__ import annotations
@@ -25,24 +29,55 @@ T = TypeVar("T")
 SECTIONS: dict[str, str] = {
     "data": "ecgstudy.config:DataConfig",
     "simulate": "ecgstudy.simulate:SimulateConfig",
-    "curate": "ecgstudy.curate:CurateConfig",
-    "pretrain": "ecgstudy.pretrain:PretrainConfig",
-    "finetune": "ecgstudy.finetune:FinetuneConfig",
-    "transfer": "ecgstudy.transfer:TransferConfig",
-    "latent": "ecgstudy.latent:LatentConfig",
-    "saliency": "ecgstudy.saliency:SaliencyConfig",
-    "report": "ecgstudy.report:ReportConfig",
+    "curate": "ecgstudy.data.curate_config:CurateConfig",
+    "pretrain": "ecgstudy.stages.pretrain:PretrainConfig",
+    "finetune": "ecgstudy.stages.finetune:FinetuneConfig",
+    "transfer": "ecgstudy.stages.transfer:TransferConfig",
+    "latent": "ecgstudy.stages.latent:LatentConfig",
+    "saliency": "ecgstudy.stages.saliency:SaliencyConfig",
+    "evaluate": "ecgstudy.stages.evaluate:EvaluateConfig",
+    "report": "ecgstudy.stages.report:ReportConfig",
 }
 #: Top-level scalar keys of params.yaml.
 SCALARS: dict[str, type] = {"seed": int}
-#: The params.yaml sections each stage reads (dvc.yaml lists the same under the stage's ``params:``).
+#: The values that define the study. params.yaml shows them first, in its ``study`` section, and nowhere
+#: else: ``study.<name>`` is the value of ``<section>.<key>`` (set it there, e.g.
+#: ``dvc exp run -S study.label_fractions=[0.1,1.0]``; setting the section key too is an error).
+DESIGN: dict[str, str] = {
+    "data_source": "data.source",
+    "cohort_patients": "simulate.n_patients",
+    "cohort_records": "simulate.n_records",
+    "pretraining_runs": "pretrain.runs",
+    "kept_encoder": "pretrain.keep",
+    "strategies": "finetune.strategies",
+    "label_fractions": "finetune.fractions",
+    "rare_strategies": "transfer.strategies",
+    "rare_training_cases": "transfer.n_train_cases",
+    "rare_repeats": "transfer.repeats",
+}
+#: Optimiser settings are named presets in params.yaml's ``optimisers`` section; these keys name one
+#: (``finetune.probe: finetune_probe``), and the default preset of each carries the key's path as its name.
+OPTIMISER_KEYS: dict[str, str] = {
+    "pretrain.optim": "pretrain",
+    "pretrain.probe.optim": "pretrain_probe",
+    "finetune.optim": "finetune",
+    "finetune.probe": "finetune_probe",
+    "transfer.optim": "transfer",
+    "transfer.probe": "transfer_probe",
+}
+#: Top-level sections that are layout, not a stage's: resolved into the stage sections on load.
+LAYOUT = ("study", "optimisers")
+#: What each stage reads: whole sections, or ``section.key`` where it reads only that key of a shared
+#: section (DVC then reruns it only when that key changes). The runner injects the whole section either
+#: way; dvc.yaml lists exactly :func:`tracked_keys` under the stage's ``params:``.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "curate": ("seed", "data", "simulate", "curate"),
-    "pretrain": ("seed", "data", "pretrain"),
-    "finetune": ("seed", "data", "finetune"),
-    "transfer": ("seed", "data", "transfer"),
-    "latent": ("seed", "data", "latent"),
-    "saliency": ("seed", "data", "saliency"),
+    "pretrain": ("seed", "data.curated", "pretrain"),
+    "finetune": ("seed", "data.curated", "finetune"),
+    "transfer": ("seed", "data.curated", "data.source", "transfer"),
+    "latent": ("seed", "data.curated", "latent"),
+    "saliency": ("seed", "data.curated", "saliency"),
+    "evaluate": ("seed", "evaluate"),
     "report": ("report",),
 }
 
@@ -187,7 +222,14 @@ def to_dict(obj: Any) -> Any:
 
 
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
-    """Read params.yaml (default: the repository's) and check its top-level keys."""
+    """Read params.yaml (default: the repository's), check its top-level keys, and resolve its layout
+    (:func:`resolve_layout`): the result has one mapping per stage section, as the code reads them."""
+    path, params = load_raw(path)
+    return resolve_layout(params, str(path))
+
+
+def load_raw(path: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """(path, params.yaml as written, with ``study`` and ``optimisers``), top-level keys checked."""
     path = Path(path) if path else repo_root() / "params.yaml"
     try:
         params = yaml.safe_load(path.read_text()) or {}
@@ -197,14 +239,60 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    valid = set(SECTIONS) | set(SCALARS)
+    valid = set(SECTIONS) | set(SCALARS) | set(LAYOUT)
     unknown = sorted(set(params) - valid)
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; valid keys: {sorted(valid)}")
     for key, tp in SCALARS.items():
         if key in params:
             _check_type(params[key], tp, key)
-    return params
+    return path, params
+
+
+def _path_get(params: dict[str, Any], dotted: str) -> tuple[dict[str, Any] | None, str]:
+    """(the mapping holding ``dotted``'s last key, that key); None when a parent is missing."""
+    *parents, last = dotted.split(".")
+    node: Any = params
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            return None, last
+    return (node if isinstance(node, dict) else None), last
+
+
+def resolve_layout(params: dict[str, Any], where: str = "params.yaml") -> dict[str, Any]:
+    """Stage sections as the code reads them: ``study`` values moved to their keys (:data:`DESIGN`),
+    optimiser preset names replaced by the presets of ``optimisers`` (:data:`OPTIMISER_KEYS`).
+
+    Fails naming the key when a study value is also set in its section, a study key is unknown, or a
+    preset name is not in ``optimisers``. Returns a new mapping without the layout sections.
+    """
+    import copy
+
+    out = copy.deepcopy({k: v for k, v in params.items() if k not in LAYOUT})
+    study = params.get("study") or {}
+    if not isinstance(study, dict):
+        raise ConfigError(f"{where}: 'study' must be a mapping of {sorted(DESIGN)}")
+    unknown = sorted(set(study) - set(DESIGN))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {['study.' + k for k in unknown]}; valid: {sorted(DESIGN)}")
+    for name, value in study.items():
+        section_name, key = DESIGN[name].split(".", 1)
+        part = out.setdefault(section_name, {})
+        if key in part:
+            raise ConfigError(f"{where}: {DESIGN[name]} is set twice: it is study.{name} (set it there only)")
+        part[key] = value
+    presets = params.get("optimisers") or {}
+    for dotted in OPTIMISER_KEYS:
+        holder, key = _path_get(out, dotted)
+        if holder is None or not isinstance(holder.get(key), str):
+            continue  # absent (defaults) or written out in place
+        name = holder[key]
+        if name not in presets:
+            raise ConfigError(f"{where}: {dotted} names optimiser preset {name!r}, which is not in 'optimisers' "
+                              f"(presets: {sorted(presets)})")
+        holder[key] = presets[name]
+    return out
 
 
 def section(name: str, values: dict[str, Any] | None = None, params_file: str | Path | None = None):
@@ -215,17 +303,46 @@ def section(name: str, values: dict[str, Any] | None = None, params_file: str | 
 
 
 def validate_all(params: dict[str, Any]) -> None:
-    """Parse every section present in ``params`` (fail fast on any mistyped key)."""
-    for name in SECTIONS:
-        if name in params:
-            from_dict(schema(name), params[name], name)
+    """Parse every section of ``params`` (fail fast on any mistyped key), then check the links between
+    sections (which pretraining run a stage reads, which fine-tuned classifier saliency explains: see
+    :func:`ecgstudy.stages.artifacts.check_links`). Absent sections take their defaults."""
+    from ecgstudy.stages.artifacts import check_links
+
+    typed = {name: from_dict(schema(name), params.get(name), name) for name in SECTIONS}
+    try:
+        check_links(typed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def sections_of(stage: str) -> list[str]:
+    """The params sections ``stage`` reads (section names of :data:`STAGE_SECTIONS`, in order)."""
+    if stage not in STAGE_SECTIONS:
+        raise ConfigError(f"unknown stage {stage!r}; stages: {list(STAGE_SECTIONS)}")
+    return list(dict.fromkeys(entry.split(".")[0] for entry in STAGE_SECTIONS[stage]))
+
+
+def tracked_keys(stage: str, raw: dict[str, Any]) -> set[str]:
+    """The params.yaml keys ``stage`` reads, exactly as dvc.yaml lists them under the stage's ``params:``.
+
+    Its :data:`STAGE_SECTIONS` entries, with the ``study`` values that belong to them in place of their
+    section keys, and the ``optimisers`` presets its sections name in ``raw`` (params.yaml as written).
+    """
+    reads = STAGE_SECTIONS[stage]
+    design = {dotted: f"study.{name}" for name, dotted in DESIGN.items()}
+    keys = {design.get(entry, entry) for entry in reads}
+    keys |= {study for dotted, study in design.items() if dotted.split(".")[0] in reads}
+    for dotted, default in OPTIMISER_KEYS.items():
+        if dotted.split(".")[0] in reads:
+            holder, key = _path_get(raw, dotted)
+            name = holder.get(key, default) if holder is not None else default
+            keys.add(f"optimisers.{name}" if isinstance(name, str) else dotted)
+    return keys
 
 
 def stage_sections(stage: str, params: dict[str, Any]) -> dict[str, Any]:
     """The part of ``params`` that ``stage`` reads (what the runner injects into its notebook)."""
-    if stage not in STAGE_SECTIONS:
-        raise ConfigError(f"unknown stage {stage!r}; stages: {list(STAGE_SECTIONS)}")
-    return {name: params[name] for name in STAGE_SECTIONS[stage] if name in params}
+    return {name: params[name] for name in sections_of(stage) if name in params}
 
 
 def stage_config(stage: str, injected: dict[str, Any] | None = None) -> types.SimpleNamespace:
@@ -236,12 +353,14 @@ def stage_config(stage: str, injected: dict[str, Any] | None = None) -> types.Si
     Returns a namespace with ``seed`` (int) and one typed dataclass per section, e.g. ``cfg.finetune``.
     """
     if not injected:
-        injected = stage_sections(stage, load_params())
-    unknown = sorted(set(injected) - set(STAGE_SECTIONS[stage]))
+        params = load_params()
+        validate_all(params)
+        injected = stage_sections(stage, params)
+    unknown = sorted(set(injected) - set(sections_of(stage)))
     if unknown:
         raise ConfigError(f"stage {stage!r} does not read section(s) {unknown}")
     out = types.SimpleNamespace()
-    for name in STAGE_SECTIONS[stage]:
+    for name in sections_of(stage):
         if name in SCALARS:
             if name not in injected:
                 raise ConfigError(f"params.yaml: missing top-level key {name!r} (needed by stage {stage!r})")

@@ -43,13 +43,19 @@ HEADINGS = {
     "transfer": "rare-disease transfer with small case-control sets (transfer stage)",
     "latent": "embeddings, UMAP and k-NN probe (latent stage)",
     "saliency": "attribution maps, scored against the simulator's signature masks when present (saliency stage)",
+    "evaluate": "intervals and paired comparisons from the saved scores: a setting here reruns no training (evaluate stage)",
     "report": "the one-page HTML report (report stage)",
 }
 _HEADER = [
-    "# ecgstudy study parameters: one section per stage (+ seed, data). Every value is a study choice;",
-    "# the reason for each is beside it. Change one with `dvc exp run -S section.key=value`.",
-    "# Unknown or mistyped keys fail at once, naming the key and the valid ones.",
+    "# ecgstudy study parameters, generated from the code's defaults (`make params`). Read `study` first: the",
+    "# values that define the study. Then one section per stage, in pipeline order, and the named optimiser",
+    "# presets the stages use. Every value is a study choice with its reason beside it; change one with",
+    "# `dvc exp run -S section.key=value` (e.g. -S study.label_fractions=[0.1,1.0]). Unknown or mistyped keys",
+    "# fail at once, naming the key and the valid ones. Layout: docs/architecture.md (\"Parameters\").",
 ]
+STUDY_HEADING = ("THE STUDY DESIGN: what is compared, on what data, with how many repeats. Each value is the key "
+                 "named in [brackets]; set it here only")
+OPTIMISERS_HEADING = "named optimiser presets (ecgstudy.engine.train.TrainConfig); the sections name the one they use"
 _FIELD = re.compile(r"\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
 _CLOSING = re.compile(r"\s+\)+\s*#\s*(.*)$")
 
@@ -82,24 +88,41 @@ def _scalar(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def _emit(obj: Any, indent: int, lines: list[str]) -> None:
-    comments = field_comments(type(obj))
+def _emit_value(name: str, value: Any, note: str, indent: int, lines: list[str], path: str = "") -> None:
+    """One key: a nested dataclass, a list of dataclasses, or a scalar / flat list."""
     pad = "  " * indent
+    if dataclasses.is_dataclass(value):
+        lines.append(f"{pad}{name}:{note}")
+        _emit(value, indent + 1, lines, path)
+    elif isinstance(value, (list, tuple)) and value and all(dataclasses.is_dataclass(v) for v in value):
+        lines.append(f"{pad}{name}:{note}")
+        for item in value:
+            sub: list[str] = []
+            _emit(item, indent + 2, sub, path)
+            sub[0] = f"{pad}  - {sub[0].lstrip()}"
+            lines.extend(sub)
+    else:
+        lines.append(f"{pad}{name}: {_scalar(config.to_dict(value))}{note}")
+
+
+def _emit(obj: Any, indent: int, lines: list[str], path: str = "") -> None:
+    """The fields of a config dataclass at ``path`` (dotted, e.g. ``finetune``), each with its comment.
+
+    Keys that live in the ``study`` section (:data:`ecgstudy.config.DESIGN`) are left out; optimiser
+    settings (:data:`ecgstudy.config.OPTIMISER_KEYS`) are written as the name of their preset.
+    """
+    comments = field_comments(type(obj))
+    design = set(config.DESIGN.values())
     for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
+        dotted = f"{path}.{f.name}" if path else f.name
+        if dotted in design:
+            continue
         note = f"  # {comments[f.name]}" if comments.get(f.name) else ""
-        if dataclasses.is_dataclass(value):
-            lines.append(f"{pad}{f.name}:{note}")
-            _emit(value, indent + 1, lines)
-        elif isinstance(value, (list, tuple)) and value and all(dataclasses.is_dataclass(v) for v in value):
-            lines.append(f"{pad}{f.name}:{note}")
-            for item in value:
-                sub: list[str] = []
-                _emit(item, indent + 2, sub)
-                sub[0] = f"{pad}  - {sub[0].lstrip()}"
-                lines.extend(sub)
-        else:
-            lines.append(f"{pad}{f.name}: {_scalar(config.to_dict(value))}{note}")
+        if dotted in config.OPTIMISER_KEYS:
+            preset = config.OPTIMISER_KEYS[dotted]
+            lines.append(f"{'  ' * indent}{f.name}: {preset}  # optimiser preset (optimisers.{preset}): {comments.get(f.name, '')}")
+            continue
+        _emit_value(f.name, getattr(obj, f.name), note, indent, lines, dotted)
 
 
 def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +132,32 @@ def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
         both_maps = isinstance(value, dict) and isinstance(base.get(key), dict)
         out[key] = merge(base[key], value) if both_maps else value
     return out
+
+
+def to_sections(overlay: dict[str, Any]) -> dict[str, Any]:
+    """An overlay written in params.yaml's layout (``study``, ``optimisers``) as plain section keys.
+
+    ``study.<name>`` becomes its :data:`ecgstudy.config.DESIGN` key, ``optimisers.<preset>`` the optimiser
+    key whose default preset that is (:data:`ecgstudy.config.OPTIMISER_KEYS`); other keys stay.
+    """
+    out = {k: v for k, v in overlay.items() if k not in config.LAYOUT}
+    for name, value in (overlay.get("study") or {}).items():
+        if name not in config.DESIGN:
+            raise config.ConfigError(f"unknown key 'study.{name}'; valid: {sorted(config.DESIGN)}")
+        out = merge(out, _nested(config.DESIGN[name], value))
+    by_preset = {preset: dotted for dotted, preset in config.OPTIMISER_KEYS.items()}
+    for preset, value in (overlay.get("optimisers") or {}).items():
+        if preset not in by_preset:
+            raise config.ConfigError(f"unknown optimiser preset 'optimisers.{preset}'; presets: {sorted(by_preset)}")
+        out = merge(out, _nested(by_preset[preset], value))
+    return out
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    """``a.b.c`` = v as ``{a: {b: {c: v}}}``."""
+    for key in reversed(dotted.split(".")):
+        value = {key: value}
+    return value
 
 
 def load_profile(name: str, root: Path | None = None) -> dict[str, Any]:
@@ -121,26 +170,61 @@ def load_profile(name: str, root: Path | None = None) -> dict[str, Any]:
     overlay = yaml.safe_load(path.read_text()) or {}
     if not isinstance(overlay, dict):
         raise config.ConfigError(f"{path}: a profile must be a mapping of params sections")
-    unknown = sorted(set(overlay) - set(config.SECTIONS) - set(config.SCALARS))
+    unknown = sorted(set(overlay) - set(config.SECTIONS) - set(config.SCALARS) - set(config.LAYOUT))
     if unknown:
         raise config.ConfigError(f"{path}: unknown section(s) {unknown}; sections: {sorted(config.SECTIONS)}")
-    return overlay
+    return to_sections(overlay)
+
+
+def _typed_sections(overlay: dict[str, Any]) -> dict[str, Any]:
+    """Every section's typed config: the code's defaults with ``overlay`` (section keys) merged in."""
+    out = {}
+    for name in config.SECTIONS:
+        cls = config.schema(name)
+        out[name] = config.from_dict(cls, merge(config.to_dict(cls()), overlay.get(name) or {}), name)
+    return out
+
+
+def _lookup(typed: dict[str, Any], dotted: str) -> tuple[Any, str]:
+    """(value, field comment) of ``section.key[.key]`` among the typed sections."""
+    section, *keys = dotted.split(".")
+    obj, comment = typed[section], ""
+    for key in keys:
+        comment = field_comments(type(obj)).get(key, "")
+        obj = getattr(obj, key)
+    return obj, comment
 
 
 def render(overlay: dict[str, Any] | None = None) -> str:
-    """params.yaml text: defaults with ``overlay`` applied, every key commented, validated."""
-    overlay = overlay or {}
+    """params.yaml text: defaults with ``overlay`` applied, every key commented, validated.
+
+    Layout: the seed; ``study`` (the values that define the study, :data:`ecgstudy.config.DESIGN`); one
+    section per stage in pipeline order; ``optimisers`` (named presets the sections refer to).
+    """
+    overlay = to_sections(overlay or {})
+    typed = _typed_sections(overlay)
     seed = overlay.get("seed", DEFAULT_SEED)
-    lines = [*_HEADER, "", f"seed: {seed}  # master seed: simulation, splits, subsampling, initialisation, bootstrap", ""]
+    lines = [*_HEADER, "", f"seed: {seed}  # master seed: simulation, splits, subsampling, initialisation, bootstrap", "",
+             f"# {STUDY_HEADING}", "study:"]
+    for name, dotted in config.DESIGN.items():
+        value, comment = _lookup(typed, dotted)
+        if isinstance(value, (list, tuple)) and value and all(dataclasses.is_dataclass(v) for v in value):
+            fields = ", ".join(f"{k}: {c}" for k, c in field_comments(type(value[0])).items())
+            lines += [f"  {name}:  # {comment} [{dotted}]", f"    # {fields}"]
+            lines += [f"    - {_scalar(config.to_dict(item))}" for item in value]  # one line per item
+            continue
+        _emit_value(name, value, f"  # {comment} [{dotted}]", 1, lines, dotted)
+    lines.append("")
     for name in config.SECTIONS:
-        cls = config.schema(name)
-        defaults = config.to_dict(cls())
-        obj = config.from_dict(cls, merge(defaults, overlay.get(name) or {}), name)
         lines += [f"# {HEADINGS.get(name, name)}", f"{name}:"]
-        _emit(obj, 1, lines)
+        _emit(typed[name], 1, lines, name)
         lines.append("")
-    text = "\n".join(lines)
-    config.validate_all(yaml.safe_load(text))
+    lines += [f"# {OPTIMISERS_HEADING}", "optimisers:"]
+    for dotted, preset in config.OPTIMISER_KEYS.items():
+        value, comment = _lookup(typed, dotted)
+        _emit_value(preset, value, f"  # {comment} [{dotted}]", 1, lines, dotted)
+    text = "\n".join(lines) + "\n"
+    config.validate_all(config.resolve_layout(yaml.safe_load(text)))
     return text
 
 

@@ -42,8 +42,8 @@ def resolve(path: str | Path, root: Path | None = None) -> Path:
 
 
 def resource(name: str) -> Path:
-    """Path of a file shipped in ``ecgstudy/resources`` (e.g. ``ptbxl_scp_statements.csv``)."""
-    path = Path(__file__).resolve().parent / "resources" / name
+    """Path of a file shipped in ``ecgstudy/data/resources`` (e.g. ``ptbxl_scp_statements.csv``)."""
+    path = Path(__file__).resolve().parent / "data" / "resources" / name
     if not path.is_file():
         raise FileNotFoundError(f"bundled resource {name!r} not found at {path}")
     return path

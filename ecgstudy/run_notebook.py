@@ -17,14 +17,32 @@ from pathlib import Path
 from ecgstudy import config
 from ecgstudy.paths import repo_root
 
+def check_dvc_params(stage: str, raw: dict, root: Path) -> None:
+    """Fail when dvc.yaml does not track a params.yaml key the stage reads (DVC would not rerun it when
+    that key changes), e.g. after pointing ``finetune.optim`` at another optimiser preset."""
+    import yaml
+
+    stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    if stage not in stages:
+        return  # run outside a DVC pipeline (e.g. a scratch copy): nothing to keep in step
+    listed = set(stages[stage].get("params") or [])
+    untracked = sorted(k for k in config.tracked_keys(stage, raw)
+                       if not any(k == t or k.startswith(t + ".") for t in listed))
+    if untracked:
+        raise config.ConfigError(f"dvc.yaml stage {stage!r} does not track {untracked}, which the stage reads: add "
+                                 "them under its params: (else DVC would not rerun it when they change)")
+
+
 def run(stage: str, params_file: Path | None = None, kernel: str | None = None) -> Path:
     """Execute ``notebooks/<stage>.py`` and return the executed notebook's path."""
     import jupytext
     import papermill
 
     root = repo_root()
-    params = config.load_params(params_file)
+    path, raw = config.load_raw(params_file)
+    params = config.resolve_layout(raw, str(path))
     config.validate_all(params)
+    check_dvc_params(stage, raw, root)
     injected = config.stage_sections(stage, params)
     source = root / "notebooks" / f"{stage}.py"
     if not source.is_file():
@@ -34,19 +52,26 @@ def run(stage: str, params_file: Path | None = None, kernel: str | None = None) 
     work = out_dir / f".{stage}.input.ipynb"
     jupytext.write(jupytext.read(source), work)
     output = out_dir / f"{stage}.ipynb"
+    running = out_dir / f".{stage}.running.ipynb"  # the last good executed copy stays until this one succeeds
     os.environ.setdefault("MPLBACKEND", "agg")
     os.environ["ECGSTUDY_ROOT"] = str(root)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
             str(work),
-            str(output),
+            str(running),
             parameters={"params": injected},
             kernel_name=kernel or "python3",
             cwd=str(root),
             progress_bar=False,
             log_output=True,
         )
+        running.replace(output)
+        (out_dir / f"{stage}.failed.ipynb").unlink(missing_ok=True)  # a later success supersedes it
+    except BaseException:
+        if running.exists():  # keep the failed run for inspection beside the last good one
+            running.replace(out_dir / f"{stage}.failed.ipynb")
+        raise
     finally:
         work.unlink(missing_ok=True)
     print(f"[{stage}] executed in {time.perf_counter() - start:.1f} s -> {output.relative_to(root)}")

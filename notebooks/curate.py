@@ -37,62 +37,44 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 # %%
 from IPython.display import Image
 
-from ecgstudy import config, curate, describe, measure, rare_sets
-from ecgstudy.outputs import stage_outputs
-from ecgstudy.paths import resolve
-from ecgstudy.plots import ecg as ecg_plots
-from ecgstudy.store import Store
+from ecgstudy import config
+from ecgstudy.stages import curate
 
 cfg = config.stage_config("curate", params)
-out = stage_outputs("curate")
-curated = resolve(cfg.data.curated)
 cfg.data, cfg.curate
 
 # %% [markdown]
 # ## Source data
 # The simulated cohort is written to `<curated>/raw` (PTB-XL layout plus the simulator's ground truth);
 # a real dataset is read in place from `data.root` and never modified, and its rare-disease sets are drawn
-# from the curated main store (`curate.rare_sets`; table `rare_sets.csv`: what was built or skipped, why).
+# from the curated main store (`curate.rare_sets`; table `rare_sets.csv`: what was built or skipped, why;
+# none for the simulated cohort). The stage writes every table, figure and metric shown below.
 
 # %%
-if cfg.data.source == "simulated":
-    from ecgstudy.simulate import write_cohort
-
-    raw = write_cohort(cfg.simulate, curated / "raw", seed=cfg.seed, overwrite=True)
-    summaries = curate.curate_cohort(raw, curated, cfg.curate, seed=cfg.seed)
-else:
-    summaries = {"main": curate.curate(cfg.data.source, resolve(cfg.data.root), curated / "main", cfg.curate, seed=cfg.seed)}
-    summaries["rare"] = rare_sets.build_rare_store(curated / "main", curated / "rare", cfg.curate.rare_sets, seed=cfg.seed)
-    rare_sets.set_table(summaries["rare"]).to_csv(out.tables / "rare_sets.csv", index=False)
-    display(rare_sets.set_table(summaries["rare"]))
-store = Store(curated / "main")
-store
+result = curate.run(cfg)
+display(result.rare_table)
+result.store
 
 # %% [markdown]
 # ## What was kept and what was excluded
 # Every dropped or flagged record is listed in the store's `excluded.parquet` with its reason.
 
 # %%
-for name, summary in summaries.items():
-    curate.summary_table(summary).to_csv(out.tables / f"exclusions_{name}.csv", index=False)
-    display(name, curate.summary_table(summary))
+for name, table in result.exclusions.items():
+    display(name, table)
 
 # %% [markdown]
 # ## Splits by site (records and patients; no patient is in two splits)
 
 # %%
-splits = describe.split_table(store)
-splits.to_csv(out.tables / "splits_by_site.csv")
-splits
+result.splits
 
 # %% [markdown]
 # ## Reported-label prevalence (%) by site
 # Sites differ in disease prevalence as well as in device: the external site is a real domain shift.
 
 # %%
-prevalence = describe.prevalence_table(store, by="site")
-prevalence.to_csv(out.tables / "prevalence_by_site.csv")
-prevalence
+result.prevalence
 
 # %% [markdown]
 # ## One 12-lead ECG per condition
@@ -100,17 +82,7 @@ prevalence
 # cohort, the most pronounced one), drawn at 25 mm/s and 10 mm/mV.
 
 # %%
-codes = describe.gallery_codes(store)
-examples = describe.example_per_condition(store, codes)
-info = store.meta["label_info"]
-gallery = ecg_plots.plot_gallery(
-    [store.signals[i] for i in examples.values()],
-    store.fs,
-    [f"{code}: {info[code]['description']}" for code in examples],
-    out.figure("ecg_per_condition"),
-    ncols=3,
-)
-Image(filename=gallery)
+Image(filename=result.figures["ecg_per_condition"])
 
 # %% [markdown]
 # ## Intervals by condition, measured independently
@@ -119,11 +91,7 @@ Image(filename=gallery)
 # wider QRS in bundle branch block, longer PR in 1AVB, irregular RR (rr_cv) in AF, longer QT in LNGQT.
 
 # %%
-intervals = measure.interval_table(store, codes, n_per_code=20, seed=cfg.seed)
-intervals.to_csv(out.tables / "intervals_by_condition.csv")
-intervals.round(1)
+result.intervals.round(1)
 
 # %%
-metrics = describe.curation_metrics(store, summaries, intervals)
-out.write_metrics(metrics)
-metrics
+result.metrics

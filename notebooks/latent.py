@@ -28,38 +28,31 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 # %%
 from IPython.display import Image
 
-from ecgstudy import config, latent
-from ecgstudy.outputs import stage_outputs
-from ecgstudy.paths import resolve
-from ecgstudy.plots import latent as latent_plots
+from ecgstudy import config
+from ecgstudy.stages import latent
 
 cfg = config.stage_config("latent", params)
-out = stage_outputs("latent")
-store_dir = resolve(cfg.data.curated) / cfg.latent.store
 cfg.latent
 
 # %% [markdown]
 # ## Embed, probe and project
 # Both encoders embed the same seeded sample of records; embeddings are standardised with the training
-# sample's statistics before the probe and UMAP.
+# sample's statistics before the probe and UMAP. The stage writes the tables, the UMAP coordinates, both
+# figures and the metrics shown here.
 
 # %%
-result = latent.run_latent(cfg.latent, store_dir, resolve(cfg.latent.encoder), seed=cfg.seed)
-latent.write_tables(result, out.tables, out.plots)
+result = latent.run(cfg)
 result.metrics
 
 # %% [markdown]
 # ## UMAP by diagnosis and by site
 
 # %%
-Image(filename=latent_plots.plot_umap(result.coords, out.figure("umap"), subtitles=result.subtitles, seed=cfg.seed))
+Image(filename=result.figures["umap"])
 
 # %% [markdown]
 # ## k-NN probe per label
 # AUROC of the neighbour vote for each label with enough positives in both splits (dashed: chance).
 
 # %%
-Image(filename=latent_plots.plot_probe_auroc(result.probe, out.figure("knn_probe_auroc")))
-
-# %%
-out.write_metrics(result.metrics)
+Image(filename=result.figures["knn_probe_auroc"])

@@ -21,6 +21,8 @@
 #
 # The comparison is the baseline recent work says every claim must beat: a linear probe on each frozen
 # encoder's embeddings against the same encoder at its random initialisation (the runs' starting point).
+# This stage trains the probes and saves their validation scores; the evaluate stage puts the paired
+# bootstrap interval on each gain and draws the comparison figure.
 # The run named by `keep` in params.yaml (chosen before seeing these results) is the encoder every
 # downstream stage uses.
 
@@ -31,14 +33,10 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 import pandas as pd
 from IPython.display import Image
 
-from ecgstudy import config, pretrain
-from ecgstudy.outputs import stage_outputs
-from ecgstudy.paths import resolve
-from ecgstudy.plots import training as training_plots
+from ecgstudy import config
+from ecgstudy.stages import pretrain
 
 cfg = config.stage_config("pretrain", params)
-out = stage_outputs("pretrain", models=True, plots=True)
-store_dir = resolve(cfg.data.curated) / cfg.pretrain.store
 pd.DataFrame([vars(r) for r in cfg.pretrain.runs])
 
 # %% [markdown]
@@ -47,31 +45,25 @@ pd.DataFrame([vars(r) for r in cfg.pretrain.runs])
 # when the stage is rerun with the same params.
 
 # %%
-result = pretrain.run_pretrain(cfg.pretrain, store_dir, out.models, seed=cfg.seed, plots_dir=out.plots)
+result = pretrain.run(cfg)
 pd.DataFrame({name: r.metrics for name, r in result.runs.items()}).T
 
 # %% [markdown]
 # ## Loss curves
 # Training and validation objective loss per epoch, one panel per run (the objectives' losses are on
 # different scales, so only their shapes compare). A falling validation curve says the objective is
-# learnable on this cohort; whether what it learns is useful is the next figure's question.
+# learnable on this cohort; whether what it learns is useful is the next table's question.
 
 # %%
-objectives = {r.name: r.objective for r in cfg.pretrain.runs}
-Image(filename=training_plots.objective_curves({n: r.history for n, r in result.runs.items()}, objectives, out.figure("loss")))
+Image(filename=result.figures["loss"])
 
 # %% [markdown]
 # ## Linear probe: pretrained vs random init
 # Macro AUROC on the validation split of a linear head on frozen embeddings, per run, next to the same
-# architecture at random initialisation; the error bar is the 95% paired bootstrap interval of the gain.
-
-# %%
-result.comparison.to_csv(out.tables / "probe_comparison.csv", index=False)
-Image(filename=training_plots.probe_comparison(result.comparison, out.figure("probe_comparison")))
+# architecture at random initialisation (intervals: evaluate stage).
 
 # %%
 result.comparison.round(3)
 
 # %%
-out.write_metrics(result.metrics)
 result.metrics

@@ -22,11 +22,12 @@
 params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook report); empty: read params.yaml
 
 # %%
-from ecgstudy import config, report
+from ecgstudy import config
+from ecgstudy.stages import report
 
 cfg = config.stage_config("report", params)
 cfg.report
 
 # %%
-page = report.build_report(cfg.report)
+page = report.run(cfg)
 print(f"{page}: {page.stat().st_size / 1e6:.2f} MB")

@@ -39,21 +39,21 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 # %%
 from IPython.display import Image, display
 
-from ecgstudy import config, saliency
-from ecgstudy.outputs import stage_outputs
-from ecgstudy.paths import resolve
+from ecgstudy import config
+from ecgstudy.stages import saliency
 
 cfg = config.stage_config("saliency", params)
-out = stage_outputs("saliency")
-store_dir = resolve(cfg.data.curated) / cfg.saliency.store
 cfg.saliency
 
 # %% [markdown]
 # ## Attribute (and score, where masks exist)
+# `saliency.run` does the whole stage: it explains the classifier that `saliency.classifier` names (a
+# fine-tuning strategy at a label fraction) on the store's held-out records, scores or describes the maps,
+# runs the check below, and writes the tables, figures and `reports/metrics/saliency.json`. The cells
+# below show what it wrote. First the summary by method.
 
 # %%
-result = saliency.run_saliency(cfg.saliency, store_dir, resolve(cfg.saliency.classifier), seed=cfg.seed)
-saliency.write_tables(result, out.tables, out.plots)
+result = saliency.run(cfg)
 result.summary
 
 # %% [markdown]
@@ -71,7 +71,7 @@ result.validity
 # per lead for each condition (rows sum to 1; the line on the colour bar marks the uniform 1/12).
 
 # %%
-Image(filename=saliency.draw_summary(result, out.figures))
+Image(filename=result.figures["summary"])
 
 # %% [markdown]
 # ## By condition
@@ -80,7 +80,7 @@ Image(filename=saliency.draw_summary(result, out.figures))
 # relies on most.
 
 # %%
-saliency.condition_table(result)
+result.by_condition
 
 # %% [markdown]
 # ## Examples
@@ -89,8 +89,12 @@ saliency.condition_table(result)
 # signature.
 
 # %%
-for path in saliency.draw_examples(result, out.figures):
+for path in result.example_figures:
     display(Image(filename=path))
 
+# %% [markdown]
+# ## Metrics
+# The headline numbers, as written to `reports/metrics/saliency.json`.
+
 # %%
-out.write_metrics(result.metrics)
+result.metrics

@@ -17,8 +17,9 @@
 # the same network trained from scratch. Here each simulated rare condition (outside the pretraining
 # vocabulary) has a small case-control set; a patient-disjoint test part is held out, and training sets of
 # a few cases (with their controls) are drawn repeatedly. Every run trains for a fixed number of steps (no
-# validation data exists at this size, so no model selection); AUROC is the mean over repeats with a 95%
-# bootstrap interval over test records.
+# validation data exists at this size, so no model selection). This stage reports the mean test AUROC
+# over repeats and saves every run's scores; the evaluate stage adds the bootstrap intervals over test
+# records and the paired foundation - scratch differences, and draws the comparison figure.
 #
 # With a real dataset the sets are statements with few positives of that dataset (`curate.rare_sets`, e.g.
 # PTB-XL's WPW), drawn by the curate stage. As in the UCSF study, pretraining and rare-disease ECGs then
@@ -30,40 +31,24 @@
 params: dict = {}  # stage sections of params.yaml injected by the runner (python -m ecgstudy.run_notebook transfer); empty: read params.yaml
 
 # %%
-from IPython.display import Image
-
-from ecgstudy import config, transfer
-from ecgstudy.outputs import stage_outputs
-from ecgstudy.paths import resolve
+from ecgstudy import config
+from ecgstudy.stages import transfer
 
 cfg = config.stage_config("transfer", params)
-out = stage_outputs("transfer")
-store_dir = resolve(cfg.data.curated) / cfg.transfer.store
 cfg.transfer
 
 # %% [markdown]
 # ## Train and test every condition, training-set size and strategy
 
 # %%
-result = transfer.run_transfer(cfg.transfer, store_dir, resolve(cfg.transfer.encoder), seed=cfg.seed,
-                               require_store=cfg.data.source == "simulated")  # a real dataset's sets are optional
-transfer.write_tables(result, out.tables)
+result = transfer.run(cfg)
 result.sets
+
+# %% [markdown]
+# ## Mean test AUROC over repeats, and the spread between repeats
 
 # %%
 result.results
 
-# %% [markdown]
-# ## Foundation vs scratch
-# Test AUROC per condition against the number of training cases (error bars: 95% bootstrap intervals;
-# dashed line: chance). No set: no figure, and the reason instead.
-
 # %%
-figure = transfer.draw_comparison(result, out.figure("transfer"))
-Image(filename=figure) if figure else result.metrics["reason"]
-
-# %%
-result.comparisons
-
-# %%
-out.write_metrics(result.metrics)
+result.metrics

@@ -1,7 +1,7 @@
 """Data-parallel fits for tests/test_distributed.py.
 
 Run as ``python -m torch.distributed.run --standalone --nproc_per_node 2 tests/_ddp_worker.py OUT``: every
-process runs :func:`main`, which trains three small models with :func:`ecgstudy.train.fit` and saves what
+process runs :func:`main`, which trains three small models with :func:`ecgstudy.engine.train.fit` and saves what
 the test compares to ``OUT/rank<r>.pt``. :func:`mlp_run` is also imported by the test for the
 one-process reference.
 """
@@ -21,9 +21,9 @@ from torch.utils.data import Dataset
 from _synthetic import Blobs
 
 from ecgstudy.models import build_encoder
-from ecgstudy.pretrain.masked import MAEOptions
-from ecgstudy.pretrain.objectives import ObjectiveContext, build_objective
-from ecgstudy.train import TrainConfig, fit
+from ecgstudy.objectives.masked import MAEOptions
+from ecgstudy.objectives.base import ObjectiveContext, build_objective
+from ecgstudy.engine.train import TrainConfig, fit
 
 GLOBAL_BATCH = 16  # samples per optimizer step, whatever the number of processes
 

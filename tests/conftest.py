@@ -243,8 +243,8 @@ def ptbxl_copy(tmp_path, ptbxl_dir) -> Path:
 @pytest.fixture(scope="session")
 def ptbxl_store(tmp_path_factory, ptbxl_bad_dir) -> Path:
     """The store curated from ``ptbxl_bad_dir`` at 100 Hz with qc.min_leads=11 (record 24 keeps a NaN V2)."""
-    from ecgstudy.curate import CurateConfig, curate
-    from ecgstudy.quality import QCConfig
+    from ecgstudy.data.curation import CurateConfig, curate
+    from ecgstudy.data.quality import QCConfig
 
     out = tmp_path_factory.mktemp("stores") / "ptbxl_store"
     curate("ptbxl", ptbxl_bad_dir, out, CurateConfig(qc=QCConfig(min_leads=11), n_workers=1), seed=0, progress=False)
@@ -258,7 +258,7 @@ def simulated_cohort(tmp_path_factory) -> Path:
     Returns the folder holding ``raw/`` (PTB-XL format), ``main/`` and ``rare/`` (curated stores).
     """
     from ecgstudy import config
-    from ecgstudy.curate import CurateConfig, curate_cohort
+    from ecgstudy.data.curation import CurateConfig, curate_cohort
     from ecgstudy.simulate import SimulateConfig, write_cohort
 
     root = tmp_path_factory.mktemp("simulated_cohort")

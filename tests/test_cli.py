@@ -3,7 +3,7 @@
 import pandas as pd
 
 from ecgstudy import cli
-from ecgstudy.store import Store
+from ecgstudy.data.store import Store
 
 
 def test_simulate_then_curate(tmp_path, capsys):

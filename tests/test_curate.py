@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy import curate as cur, record_pipeline as pipeline
+from ecgstudy.data import curation as cur, pipeline as pipeline
 from ecgstudy.config import ConfigError, from_dict, section
-from ecgstudy.curate import CurateConfig, curate, curate_cohort
-from ecgstudy.labels import LabelError
-from ecgstudy.quality import QCConfig
-from ecgstudy.store_writer import STORE_FILES, shrink_npy
+from ecgstudy.data.curation import CurateConfig, curate, curate_cohort
+from ecgstudy.data.labels import LabelError
+from ecgstudy.data.quality import QCConfig
+from ecgstudy.data.store_writer import STORE_FILES, shrink_npy
 
 from conftest import BAD_EXPECTED, GOOD_SPECS, sine_lead_params, write_ptbxl
 
@@ -263,3 +263,76 @@ def test_shrinking_a_npy_keeps_it_loadable(tmp_path):
     back = np.load(path)
     assert back.shape == (7, 3, 4) and back[6, 2, 3] == 6 * 12 + 11
     assert os.path.getsize(path) == 128 + 7 * 12 * 4
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage's entry point: every output written under a temporary repository root
+
+
+def _stage_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in (root / "reports").rglob("*") if p.is_file())
+
+
+def _check_outputs(root: Path, result, tables: list[str]) -> None:
+    """Every table, the gallery and the metrics JSON exist and hold what the result carries."""
+    from ecgstudy.stages.outputs import _jsonable
+
+    figure = root / "reports" / "figures" / "curate" / "ecg_per_condition.png"
+    expected = ["reports/figures/curate/ecg_per_condition.png", "reports/metrics/curate.json",
+                *(f"reports/tables/curate/{t}" for t in tables)]
+    assert _stage_files(root) == sorted(expected)
+    assert result.figures == {"ecg_per_condition": figure} and figure.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((root / "reports" / "metrics" / "curate.json").read_text()) == json.loads(
+        json.dumps(_jsonable(result.metrics)))
+    tables_dir = root / "reports" / "tables" / "curate"
+    for name, table in result.exclusions.items():
+        pd.testing.assert_frame_equal(pd.read_csv(tables_dir / f"exclusions_{name}.csv"), table)
+    splits = pd.read_csv(tables_dir / "splits_by_site.csv", index_col=0)
+    assert splits.to_numpy().tolist() == result.splits.to_numpy().tolist()
+    assert result.metrics["records"] == len(result.store) == splits.filter(like="_records").to_numpy().sum()
+    intervals = pd.read_csv(tables_dir / "intervals_by_condition.csv", index_col=0)
+    assert list(intervals.index) == list(result.intervals.index)
+
+
+def test_run_simulated_writes_every_output(tmp_path, monkeypatch):
+    from ecgstudy.config import stage_config
+    from ecgstudy.stages import curate as stage
+
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
+    cfg = stage_config("curate", {
+        "seed": 7, "data": {"source": "simulated"},
+        "simulate": {"n_patients": 70, "n_records": 80, "rare": {"n_cases": 6, "n_controls": 12}},
+        "curate": {"n_workers": 1}})
+    result = stage.run(cfg)
+    curated = tmp_path / "data" / "curated"
+    assert {p.name for p in curated.iterdir()} == {"raw", "main", "rare"}
+    assert result.store.path == curated / "main" and set(result.summaries) == {"main", "rare"}
+    assert result.rare_table is None  # the simulator writes its own rare sets: no rare_sets.csv
+    _check_outputs(tmp_path, result, ["exclusions_main.csv", "exclusions_rare.csv", "intervals_by_condition.csv",
+                                      "prevalence_by_site.csv", "splits_by_site.csv"])
+    assert result.metrics["main_kept"] == result.summaries["main"]["n_kept"] == len(result.store)
+    assert "gt_hr_bpm" in result.intervals.columns and "hr_median_abs_error_bpm" in result.metrics
+
+
+def test_run_real_dataset_draws_rare_sets_from_the_main_store(tmp_path, monkeypatch):
+    from ecgstudy.config import stage_config
+    from ecgstudy.stages import curate as stage
+
+    specs = [dict(s, ecg_id=s["ecg_id"] + 100 * k, patient_id=s["patient_id"] + 100 * k,
+                  **({"strat_fold": 10} if k == 2 else {}))  # a third of the copies in the test split: gallery
+             for k in range(3) for s in GOOD_SPECS]
+    raw = write_ptbxl(tmp_path / "raw_ptbxl", specs)
+    root = tmp_path / "repo"
+    root.mkdir()
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(root))
+    cfg = stage_config("curate", {
+        "seed": 3, "data": {"source": "ptbxl", "root": str(raw)},
+        "curate": {"n_workers": 1, "rare_sets": {"codes": ["NORM", "PACE"], "min_cases": 2, "controls_per_case": 2}}})
+    result = stage.run(cfg)
+    assert {p.name for p in (root / "data" / "curated").iterdir()} == {"main", "rare"}
+    assert len(result.store) == 42
+    _check_outputs(root, result, ["exclusions_main.csv", "exclusions_rare.csv", "intervals_by_condition.csv",
+                                  "prevalence_by_site.csv", "rare_sets.csv", "splits_by_site.csv"])
+    sets = pd.read_csv(root / "reports" / "tables" / "curate" / "rare_sets.csv")
+    assert sets["code"].tolist() == ["NORM", "PACE"] and sets["status"].tolist() == result.rare_table["status"].tolist()
+    assert result.metrics["rare_set_NORM"]["status"] == sets.loc[0, "status"]

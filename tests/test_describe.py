@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy import describe
-from ecgstudy.labels import LABEL_PREFIX
-from ecgstudy.store import Store
+from ecgstudy.data import describe
+from ecgstudy.data.labels import LABEL_PREFIX
+from ecgstudy.data.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,12 @@ def test_curation_metrics_reports_shifts_from_the_interval_table(store):
     assert metrics["main_excluded"] == 2 and metrics["records"] == len(store)
     assert metrics["hr_median_abs_error_bpm"] == pytest.approx(1.5)
     assert sum(metrics["split"].values()) == len(store)
+
+
+def test_primary_diagnosis_categories():
+    info = {"NORM": {"diagnostic_class": "NORM"}, "IMI": {"diagnostic_class": "MI"},
+            "LVH": {"diagnostic_class": "HYP"}, "AFIB": {"diagnostic_class": ""}}
+    records = pd.DataFrame({"y_NORM": [1, 0, 0, 0], "y_IMI": [0, 1, 1, 0], "y_LVH": [0, 0, 1, 0],
+                            "y_AFIB": [0, 0, 0, 1]})
+    assert list(describe.primary_diagnosis(records, info)) == ["NORM", "MI", "several", "none"]
+    assert list(describe.primary_diagnosis(records[["y_AFIB"]], info)) == ["none"] * 4  # no diagnostic class

@@ -10,9 +10,9 @@ import pytest
 import torch
 from _ddp_worker import GLOBAL_BATCH, mlp_run
 
-from ecgstudy import distributed
+from ecgstudy.engine import distributed
 from ecgstudy.models import build_encoder
-from ecgstudy.train import EpochShards
+from ecgstudy.engine.train import EpochShards
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -75,7 +75,7 @@ def test_interrupted_and_resumed_ddp_run_equals_the_uninterrupted_one(ranks):
 
 
 def test_sync_batchnorm_is_not_available_on_cpu(ranks):
-    """Why DDP on CPU keeps per-process batch-norm statistics (see ecgstudy.distributed)."""
+    """Why DDP on CPU keeps per-process batch-norm statistics (see ecgstudy.engine.distributed)."""
     _, (r0, _) = ranks
     assert "expected input tensor to be on GPU" in r0["sync_batchnorm_cpu"]
 

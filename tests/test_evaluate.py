@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ecgstudy import evaluate
+from ecgstudy.engine import evaluate
 
 
 def _scores(y, signal, rng):

@@ -6,12 +6,15 @@ import torch
 from _store_builder import build_store
 
 from ecgstudy import config
-from ecgstudy.finetune import FinetuneConfig, patient_subsample, pos_weights, run_finetune, write_tables
+from ecgstudy.engine.probes import pos_weights
+from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.stages.evaluate import Bootstrap, finetune_statistics
+from ecgstudy.stages.finetune import FinetuneConfig, patient_subsample, train_all
 from ecgstudy.models.checkpoint import CheckpointError, load_classifier, load_encoder
 from ecgstudy.plots.training import label_efficiency
-from ecgstudy.pretrain import PretrainConfig, run_pretrain
-from ecgstudy.store import ECGDataset, Store
-from ecgstudy.train import TrainConfig, predict
+from ecgstudy.stages.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.data.store import ECGDataset, Store
+from ecgstudy.engine.train import TrainConfig, predict
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -23,12 +26,13 @@ def setup(tmp_path_factory):
     store = build_store(root / "main", 160, seed=2)
     pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False)), store, root / "pre", seed=0)
     cfg = FinetuneConfig(
-        fractions=[0.3, 1.0], min_positives=3, n_boot=30,
+        fractions=[0.3, 1.0], min_positives=3,
         optim=TrainConfig(epochs=2, batch_size=32, progress=False, max_evals=2),
         probe=TrainConfig(epochs=30, batch_size=64, lr=1e-2, bf16=False, progress=False),
     )
-    result = run_finetune(cfg, store, pre.checkpoint, root / "models", seed=0)
-    return {"root": root, "store": store, "encoder": pre.checkpoint, "cfg": cfg, "result": result}
+    result = train_all(cfg, store, pre.checkpoint, root / "models", seed=0)
+    stats = finetune_statistics(result.scores, Bootstrap(n_boot=30), seed=0)
+    return {"root": root, "store": store, "encoder": pre.checkpoint, "cfg": cfg, "result": result, "stats": stats}
 
 
 def test_patient_subsample_is_nested_patient_level_and_seeded():
@@ -51,17 +55,19 @@ def test_pos_weights():
 
 def test_every_strategy_and_fraction_is_scored_in_range(setup):
     res, cfg = setup["result"], setup["cfg"]
-    assert len(res.results) == 4 * 2 * 2  # strategies x fractions x splits
+    intervals, _, comparisons = setup["stats"]
+    assert len(res.results) == len(intervals) == 4 * 2 * 2  # strategies x fractions x splits
     assert set(res.results["strategy"]) == {"pretrained", "scratch", "linear_probe", "random_probe"}
     for metric in ("auroc", "auprc"):
-        values = res.results[[metric, f"{metric}_low", f"{metric}_high"]].to_numpy()
+        values = intervals[[metric, f"{metric}_low", f"{metric}_high"]].to_numpy()
         assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
-        assert (res.results[f"{metric}_low"] <= res.results[metric] + 1e-12).all()
-        assert (res.results[metric] <= res.results[f"{metric}_high"] + 1e-12).all()
+        assert (intervals[f"{metric}_low"] <= intervals[metric] + 1e-12).all()
+        assert (intervals[metric] <= intervals[f"{metric}_high"] + 1e-12).all()
+        assert np.array_equal(intervals[metric].to_numpy(), res.results[metric].to_numpy())  # same point values
     small = res.results[res.results["fraction"] == 0.3]["n_train"].iloc[0]
     full = res.results[res.results["fraction"] == 1.0]["n_train"].iloc[0]
     assert 0 < small < full
-    assert set(res.comparisons["split"]) == {"test", "external"} and len(res.comparisons) == 3 * 2 * 2 * 2
+    assert set(comparisons["split"]) == {"test", "external"} and len(comparisons) == 3 * 2 * 2 * 2
     assert set(res.curves["strategy"]) == set(cfg.strategies)
     assert res.metrics["test"]["pretrained_1"]["auroc"] == pytest.approx(
         res.results.query("strategy == 'pretrained' and fraction == 1.0 and split == 'test'")["auroc"].iloc[0]
@@ -73,20 +79,20 @@ def test_checkpoints_reproduce_the_reported_predictions(setup):
     model, info = load_classifier(setup["root"] / "models" / "scratch_1.pt")
     assert info["labels"] == res.labels and info["config"]["strategy"] == "scratch"
     store = Store(store_dir)
-    from ecgstudy.labels import task_labels
+    from ecgstudy.data.labels import task_labels
 
     tl = task_labels(store, "all", 3, within=store.indices("train"))
     test = [i for i in store.indices("test") if tl.keep[i]]
     logits, fields = predict(lambda b: model(b["x"], b["lead_mask"].bool()), ECGDataset(store, test, labels=tl.y), bf16=True)
-    from ecgstudy import evaluate
+    from ecgstudy.engine import evaluate
 
     row = res.results.query("strategy == 'scratch' and fraction == 1.0 and split == 'test'").iloc[0]
     assert evaluate.macro(fields["y"], logits) == pytest.approx(row["auroc"], abs=1e-9)
 
 
 def test_probe_standardises_features_and_folds_it_into_the_head():
-    from ecgstudy import evaluate
-    from ecgstudy.finetune import train_probe
+    from ecgstudy.engine import evaluate
+    from ecgstudy.engine.probes import train_probe
     from ecgstudy.models import build_encoder
 
     rng = np.random.default_rng(0)
@@ -111,28 +117,32 @@ def test_linear_probe_leaves_the_encoder_untouched(setup):
     assert not torch.equal(tuned.encoder.stem.weight, pretrained.stem.weight)  # full fine-tuning did move it
 
 
-def test_tables_and_figure_are_written(setup, tmp_path):
-    paths = write_tables(setup["result"], tmp_path / "tables", tmp_path / "plots")
-    assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
-    fig = label_efficiency(setup["result"].results, tmp_path / "fig.png")
+def test_saved_scores_give_the_same_statistics_and_figure(setup, tmp_path):
+    saved = ScoreFile.load(setup["result"].scores.save(tmp_path / "scores.npz"))
+    assert saved.meta["strategies"] == setup["cfg"].strategies and saved.meta["fractions"] == [0.3, 1.0]
+    again = finetune_statistics(saved, Bootstrap(n_boot=30), seed=0)
+    for before, after in zip(setup["stats"], again):
+        assert before.equals(after)  # bit for bit: the evaluate stage sees what training produced
+    fig = label_efficiency(again[0], tmp_path / "fig.png")
     assert fig.stat().st_size > 10_000
 
 
 def test_same_seed_same_numbers(setup):
     cfg = FinetuneConfig(
-        strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, n_boot=20, eval_splits=["test"],
+        strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, eval_splits=["test"],
         optim=TrainConfig(epochs=1, batch_size=32, progress=False), probe=TrainConfig(epochs=5, bf16=False, progress=False),
     )
-    a = run_finetune(cfg, setup["store"], setup["encoder"], setup["root"] / "again_a", seed=5)
-    b = run_finetune(cfg, setup["store"], setup["encoder"], setup["root"] / "again_b", seed=5)
-    cols = ["auroc", "auroc_low", "auroc_high", "auprc"]
-    assert np.array_equal(a.results[cols].to_numpy(), b.results[cols].to_numpy())
+    a = train_all(cfg, setup["store"], setup["encoder"], setup["root"] / "again_a", seed=5)
+    b = train_all(cfg, setup["store"], setup["encoder"], setup["root"] / "again_b", seed=5)
+    assert np.array_equal(a.results[["auroc", "auprc"]].to_numpy(), b.results[["auroc", "auprc"]].to_numpy())
+    for key, scores in a.scores.scores.items():
+        assert np.array_equal(scores, b.scores.scores[key])
 
 
 def test_mismatched_preprocessing_and_bad_config_fail(setup, tmp_path):
     other = build_store(tmp_path / "other", 40, fs=50.0, n_samples=500)
     with pytest.raises(CheckpointError, match="fs: model 100.0 vs store 50.0"):
-        run_finetune(setup["cfg"], other, setup["encoder"], tmp_path / "m", seed=0)
+        train_all(setup["cfg"], other, setup["encoder"], tmp_path / "m", seed=0)
     with pytest.raises(config.ConfigError, match="unknown strategies"):
         config.from_dict(FinetuneConfig, {"strategies": ["pretrained", "magic"]}, "finetune")
     with pytest.raises(config.ConfigError, match="fractions"):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy import labels as lab
+from ecgstudy.data import labels as lab
 from ecgstudy.paths import resource
 
 

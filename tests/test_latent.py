@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ecgstudy import config, latent
+from ecgstudy import config
+from ecgstudy.stages import latent
 
 
 class MeanEncoder(nn.Module):
@@ -92,14 +93,6 @@ def test_knn_group_accuracy():
     assert np.isnan(latent.knn_group_accuracy(z[tr], np.full(80, "s1"), z[te], g[te]))
 
 
-def test_primary_diagnosis_categories():
-    info = {"NORM": {"diagnostic_class": "NORM"}, "IMI": {"diagnostic_class": "MI"},
-            "LVH": {"diagnostic_class": "HYP"}, "AFIB": {"diagnostic_class": ""}}
-    records = pd.DataFrame({"y_NORM": [1, 0, 0, 0], "y_IMI": [0, 1, 1, 0], "y_LVH": [0, 0, 1, 0],
-                            "y_AFIB": [0, 0, 0, 1]})
-    assert list(latent.primary_diagnosis(records, info)) == ["NORM", "MI", "several", "none"]
-
-
 def test_standardise_uses_the_reference_statistics():
     a = np.array([[0.0, 1.0], [2.0, 1.0]])
     b = np.array([[4.0, 3.0]])
@@ -133,22 +126,64 @@ def test_config_is_strict():
         config.from_dict(latent.LatentConfig, {"eval_split": "train"}, "latent")
 
 
-def test_latent_stage_on_a_tiny_store(tmp_path):
-    """The whole stage (incl. the one UMAP of this file, at few epochs) on a synthetic store."""
+def _tiny_repo(root):
+    """A repository root holding what the latent stage reads: the curated store ``data/curated/main`` (160
+    synthetic records, 100 Hz, 10 s) and the kept pretraining encoder ``models/pretrain/encoder.pt``."""
     from _store_builder import build_store
 
+    from ecgstudy.data.store import Store
     from ecgstudy.models import build_encoder
     from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
-    from ecgstudy.store import Store
 
-    store_dir = build_store(tmp_path / "store", n_records=160, seed=2)
-    store = Store(store_dir)
+    store = Store(build_store(root / "data" / "curated" / "main", n_records=160, seed=2))
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "encoder.pt", build_encoder("net1d", "tiny"), config={},
-                           preprocessing=preprocessing_spec(store.meta), labels=[])
-    cfg = latent.LatentConfig(max_probe_records=60, max_eval_records=30, min_positives=2, k=5,
-                              umap_neighbors=5, umap_epochs=20, batch_size=32)
-    result = latent.run_latent(cfg, store_dir, ckpt, seed=0)
+    save_checkpoint(root / "models" / "pretrain" / "encoder.pt", build_encoder("net1d", "tiny"), config={},
+                    preprocessing=preprocessing_spec(store.meta), labels=[])
+    return store
+
+
+TINY = {"max_probe_records": 60, "max_eval_records": 30, "min_positives": 2, "k": 5, "umap_neighbors": 5,
+        "umap_epochs": 20, "batch_size": 32}
+
+
+def test_encoder_is_a_pretraining_run_checked_against_pretrain_runs():
+    from types import SimpleNamespace
+
+    from ecgstudy.stages import artifacts
+
+    assert latent.LatentConfig().encoder == artifacts.KEEP
+    pretrain = SimpleNamespace(runs=[SimpleNamespace(name="cmsc"), SimpleNamespace(name="mae")])
+    artifacts.check_links({"pretrain": pretrain, "latent": latent.LatentConfig(encoder="mae")})
+    with pytest.raises(ValueError, match="latent.encoder"):
+        artifacts.check_links({"pretrain": pretrain, "latent": latent.LatentConfig(encoder="models/pretrain/encoder.pt")})
+
+
+def test_run_names_the_missing_upstream_output(tmp_path, monkeypatch):
+    from _store_builder import build_store
+
+    from ecgstudy.stages.artifacts import MissingArtifact
+
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
+    cfg = config.stage_config("latent", {"seed": 0, "data": {}, "latent": TINY})
+    with pytest.raises(MissingArtifact, match="'curate' stage"):
+        latent.run(cfg)
+    build_store(tmp_path / "data" / "curated" / "main", n_records=20, seed=0)
+    with pytest.raises(MissingArtifact, match="encoder.pt not found.*'pretrain' stage"):
+        latent.run(cfg)
+    assert not (tmp_path / "reports").exists()  # inputs are checked before anything is written
+
+
+def test_latent_stage_on_a_tiny_store(tmp_path, monkeypatch):
+    """The whole stage (incl. the one UMAP of this file, at few epochs) on a synthetic store, run through its
+    entry point in a temporary repository root: numbers, and every output dvc.yaml lists."""
+    import json
+
+    from ecgstudy.stages.outputs import _jsonable
+
+    store = _tiny_repo(tmp_path)
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
+    cfg = config.stage_config("latent", {"seed": 0, "data": {}, "latent": TINY})
+    result = latent.run(cfg)
     labelled = store.label_matrix().any(axis=1)  # records without any label leave the task
     n_test = min(30, int(labelled[store.indices("test")].sum()))
     n_ext = min(30, int(labelled[store.indices("external")].sum()))
@@ -170,7 +205,18 @@ def test_latent_stage_on_a_tiny_store(tmp_path):
     assert set(result.probe["encoder"]) == set(latent.ENCODERS)
     assert m["knn_auroc_gain_over_random"] == pytest.approx(
         m["pretrained"]["knn_macro_auroc"] - m["random_init"]["knn_macro_auroc"])
-    latent.write_tables(result, tmp_path / "tables", tmp_path / "plots")
-    table = pd.read_csv(tmp_path / "tables" / "knn_probe.csv")
+    # every output of the stage, under the temporary root
+    reports = tmp_path / "reports"
+    table = pd.read_csv(reports / "tables" / "latent" / "knn_probe.csv")
     assert list(table.columns) == ["label", "n_pos_train", "n_pos_test", "auroc_pretrained", "auroc_random_init"]
-    assert len(pd.read_csv(tmp_path / "plots" / "umap_coordinates.csv")) == len(coords)
+    assert len(pd.read_csv(reports / "plots" / "latent" / "umap_coordinates.csv")) == len(coords)
+    assert result.figures == {"umap": reports / "figures" / "latent" / "umap.png",
+                              "knn_probe_auroc": reports / "figures" / "latent" / "knn_probe_auroc.png"}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in result.figures.values())
+    assert json.loads((reports / "metrics" / "latent.json").read_text()) == json.loads(json.dumps(_jsonable(m)))
+    # the lower-level function computes the same numbers from the same inputs
+    again = latent.run_latent(cfg.latent, tmp_path / "data" / "curated" / "main",
+                              tmp_path / "models" / "pretrain" / "encoder.pt", seed=0)
+    assert repr(again.metrics) == repr(m)
+    pd.testing.assert_frame_equal(again.coords, coords, check_exact=True)
+    pd.testing.assert_frame_equal(again.probe, result.probe, check_exact=True)

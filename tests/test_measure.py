@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy.measure import interval_table, measure_intervals
+from ecgstudy.data.measure import interval_table, measure_intervals
 from ecgstudy.simulate import default_sites, sample_patient, simulate_record
 
 N = 10  # records per condition

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from ecgstudy.models import build_encoder
-from ecgstudy.pretrain.augment import AugmentConfig
-from ecgstudy.pretrain.masked import MAEOptions, MaskedReconstruction, hide_cells
-from ecgstudy.pretrain.objectives import OBJECTIVES, ObjectiveContext, build_objective
-from ecgstudy.pretrain.supervised import Supervised, SupervisedOptions
-from ecgstudy.train import autocast
+from ecgstudy.objectives.augment import AugmentConfig
+from ecgstudy.objectives.masked import MAEOptions, MaskedReconstruction, hide_cells
+from ecgstudy.objectives.base import OBJECTIVES, ObjectiveContext, build_objective
+from ecgstudy.objectives.supervised import Supervised, SupervisedOptions
+from ecgstudy.engine.train import autocast
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

@@ -43,15 +43,16 @@ def test_every_parameter_has_a_comment():
 @pytest.mark.parametrize("profile", PROFILES)
 def test_profiles_render_to_valid_params(profile):
     overlay = params_file.load_profile(profile)
-    params = yaml.safe_load(params_file.render(overlay))
+    raw = yaml.safe_load(params_file.render(overlay))
+    params = config.resolve_layout(raw)
     config.validate_all(params)
-    assert params["data"]["source"] == overlay["data"]["source"] == profile
-    defaults = yaml.safe_load(params_file.render())
-    assert params["pretrain"] == defaults["pretrain"]  # profiles change data handling, not the study design
+    assert params["data"]["source"] == raw["study"]["data_source"] == overlay["data"]["source"] == profile
+    defaults = config.resolve_layout(yaml.safe_load(params_file.render()))
+    assert params["pretrain"] == defaults["pretrain"]  # profiles change data handling, not the pretraining design
 
 
 def test_ptbxl_profile_is_the_benchmark_protocol():
-    params = yaml.safe_load(params_file.render(params_file.load_profile("ptbxl")))
+    params = config.resolve_layout(yaml.safe_load(params_file.render(params_file.load_profile("ptbxl"))))
     assert params["curate"]["fs"] == 100 and params["curate"]["use_official_folds"] is True
     ft = params["finetune"]
     assert (ft["train_crop_s"], ft["eval_window_s"], ft["eval_stride_s"], ft["eval_aggregate"]) == (2.5, 2.5, 1.25, "max")
@@ -83,3 +84,35 @@ def test_cli_check_reports_drift(tmp_path, monkeypatch, capsys):
     (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text().replace("seed: 20261122", "seed: 1"))
     assert params_file.main(["--out", "p.yaml", "--check"]) == 1
     assert "differs" in capsys.readouterr().out
+
+
+def test_params_yaml_shows_the_study_design_first_and_optimisers_by_name():
+    raw = yaml.safe_load(params_file.render())
+    assert list(raw)[:2] == ["seed", "study"] and list(raw)[-1] == "optimisers"
+    assert set(raw["study"]) == set(config.DESIGN)
+    assert "fractions" not in raw["finetune"] and raw["finetune"]["optim"] == "finetune"
+    resolved = config.resolve_layout(raw)
+    assert resolved["finetune"]["fractions"] == raw["study"]["label_fractions"]
+    assert resolved["finetune"]["probe"] == raw["optimisers"]["finetune_probe"]
+
+
+def test_layout_errors_name_the_key():
+    raw = yaml.safe_load(params_file.render())
+    twice = {**raw, "finetune": {**raw["finetune"], "fractions": [0.5]}}
+    with pytest.raises(config.ConfigError, match=r"finetune.fractions is set twice: it is study.label_fractions"):
+        config.resolve_layout(twice)
+    with pytest.raises(config.ConfigError, match=r"study.label_fraction"):
+        config.resolve_layout({**raw, "study": {"label_fraction": [0.5]}})
+    with pytest.raises(config.ConfigError, match=r"finetune.probe names optimiser preset 'fast'"):
+        config.resolve_layout({**raw, "finetune": {**raw["finetune"], "probe": "fast"}})
+
+
+def test_runner_refuses_a_preset_dvc_does_not_track(tmp_path):
+    from ecgstudy import run_notebook
+
+    raw = yaml.safe_load(params_file.render())
+    raw["finetune"]["probe"] = "transfer_probe"  # legal params, but dvc.yaml tracks optimisers.finetune_probe
+    assert "optimisers.transfer_probe" in config.tracked_keys("finetune", raw)
+    with pytest.raises(config.ConfigError, match=r"does not track \['optimisers.transfer_probe'\]"):
+        run_notebook.check_dvc_params("finetune", raw, repo_root())
+    run_notebook.check_dvc_params("finetune", yaml.safe_load(params_file.render()), repo_root())  # defaults: fine

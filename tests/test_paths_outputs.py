@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from ecgstudy import outputs, paths
+from ecgstudy.stages import outputs
+from ecgstudy import paths
 
 
 def test_repo_root_found_from_a_subfolder(tmp_path, monkeypatch):

@@ -48,7 +48,8 @@ def ptbxl_study(tmp_path_factory) -> Path:
     shutil.rmtree(raw / "rare")
     tiny = yaml.safe_load((src / "tests" / "params_tiny.yaml").read_text())
     tiny.pop("simulate")
-    overlay = params_file.merge(params_file.merge(params_file.load_profile("ptbxl", src), tiny), TINY_PTBXL)
+    overlay = params_file.merge(params_file.merge(params_file.load_profile("ptbxl", src), params_file.to_sections(tiny)),
+                                TINY_PTBXL)
     (dst / "params.yaml").write_text(params_file.render(overlay))
     for metrics in (dst / "reports" / "metrics").glob("*.json"):
         metrics.unlink()

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ecgstudy import preprocess as pp
-from ecgstudy.curate import CurateConfig
+from ecgstudy.data import preprocess as pp
+from ecgstudy.data.curation import CurateConfig
 
 
 @pytest.mark.parametrize("name, std", [("AVR", "aVR"), ("avr", "aVR"), ("aVL", "aVL"), ("v1", "V1"), (" II ", "II")])

@@ -10,14 +10,15 @@ from _store_builder import build_store
 from _synthetic import structured_batch
 
 from ecgstudy import config
+from ecgstudy.stages.evaluate import Bootstrap, probe_statistics
 from ecgstudy.models import build_encoder
 from ecgstudy.models.checkpoint import load_encoder
-from ecgstudy.pretrain import ObjectiveOptions, PretrainConfig, PretrainRun, ProbeConfig, run_pretrain
-from ecgstudy.pretrain.stage import pretrain_run
-from ecgstudy.pretrain.supervised import SupervisedOptions
-from ecgstudy.pretrain.wav2vec import W2VOptions
-from ecgstudy.pretrain.augment import AugmentConfig, augment, random_crop, random_lead_mask
-from ecgstudy.pretrain.objectives import (
+from ecgstudy.stages.pretrain import ObjectiveOptions, PretrainConfig, PretrainRun, ProbeConfig, run_pretrain
+from ecgstudy.stages.pretrain.stage import pretrain_run
+from ecgstudy.objectives.supervised import SupervisedOptions
+from ecgstudy.objectives.wav2vec import W2VOptions
+from ecgstudy.objectives.augment import AugmentConfig, augment, random_crop, random_lead_mask
+from ecgstudy.objectives.base import (
     CMSC,
     OBJECTIVES,
     CMSCOptions,
@@ -27,8 +28,8 @@ from ecgstudy.pretrain.objectives import (
     info_nce,
     register,
 )
-from ecgstudy.store import Store
-from ecgstudy.train import TrainConfig
+from ecgstudy.data.store import Store
+from ecgstudy.engine.train import TrainConfig
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -140,7 +141,7 @@ def _small(runs, keep, **kw):
     return PretrainConfig(
         runs=[PretrainRun(**r) for r in runs], keep=keep,
         optim=TrainConfig(epochs=2, batch_size=16, progress=False),
-        probe=ProbeConfig(min_positives=2, n_boot=20, optim=TrainConfig(epochs=5, batch_size=64, lr=0.01, bf16=False, progress=False)),
+        probe=ProbeConfig(min_positives=2, optim=TrainConfig(epochs=5, batch_size=64, lr=0.01, bf16=False, progress=False)),
         **kw,
     )
 
@@ -164,7 +165,9 @@ def test_run_pretrain_trains_every_run_keeps_one_and_compares_with_random_init(s
     # both runs are net1d-tiny from the same seed: one random-init twin, scored once
     assert table["random_auroc"].nunique() == 1 and table["encoder"].tolist() == ["net1d-tiny"] * 2
     assert np.allclose(table["diff"], table["auroc"] - table["random_auroc"])
-    assert (table["low"] <= table["diff"]).all() and (table["diff"] <= table["high"]).all()
+    gains = probe_statistics(res.scores, Bootstrap(n_boot=20), seed=0).set_index("run")
+    assert np.array_equal(gains["diff"], table["diff"])  # the saved scores reproduce the gain exactly
+    assert (gains["low"] <= gains["diff"]).all() and (gains["diff"] <= gains["high"]).all()
     assert res.metrics["keep"] == "mae" and "probe_val_auroc" in res.metrics["cmsc"]
 
 

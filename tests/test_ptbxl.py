@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import wfdb
 
-from ecgstudy.sources import ReadFailure, Record, RecordReadError, open_source
-from ecgstudy.sources.ptbxl import PTBXLSource
-from ecgstudy.sources.wfdb_io import read_header, read_record
+from ecgstudy.data.sources import ReadFailure, Record, RecordReadError, open_source
+from ecgstudy.data.sources.ptbxl import PTBXLSource
+from ecgstudy.data.sources.wfdb_io import read_header, read_record
 
 from conftest import BAD_EXPECTED, PTBXL_LEADS, sine_signal
 

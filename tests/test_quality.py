@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ecgstudy.config import ConfigError, from_dict
-from ecgstudy.quality import QCConfig, check, saturated_leads
+from ecgstudy.data.quality import QCConfig, check, saturated_leads
 
 FS = 500
 

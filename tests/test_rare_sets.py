@@ -8,13 +8,15 @@ import pytest
 import torch
 from _store_builder import build_store
 
-from ecgstudy import config, describe, rare_sets, transfer
-from ecgstudy.curate import CurateConfig
+from ecgstudy import config
+from ecgstudy.data import describe, rare_sets
+from ecgstudy.stages import transfer
+from ecgstudy.data.curation import CurateConfig
 from ecgstudy.models import build_encoder
 from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
-from ecgstudy.rare_sets import RareSetsConfig, build_rare_store, draw_set
-from ecgstudy.store import Store
-from ecgstudy.transfer import TransferConfig, run_transfer
+from ecgstudy.data.rare_sets import RareSetsConfig, build_rare_store, draw_set
+from ecgstudy.data.store import Store
+from ecgstudy.stages.transfer import TransferConfig, run_transfer
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

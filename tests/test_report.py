@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from ecgstudy import config, report
+from ecgstudy import config
+from ecgstudy.stages import report
 
 
 def _png(path, colour):
@@ -66,7 +67,7 @@ def test_report_assembles_every_stage_in_order(repo):
     assert "First 10 of 100 rows." in page
     # params dumped, escaped
     assert "neighbours &amp; &lt;votes&gt;" in page
-    assert "No outputs found for this stage." in page  # pretrain, finetune, transfer have none here
+    assert "No outputs found for this stage." in page  # pretrain, finetune, transfer, evaluate have none here
     # self-contained: nothing fetched when opened
     assert "http://" not in page and "https://" not in page and "<script" not in page
 
@@ -104,3 +105,29 @@ def test_config_is_strict():
     assert config.from_dict(report.ReportConfig, {"stages": ["latent"]}, "report").stages == ("latent",)
     with pytest.raises(config.ConfigError, match="max_rows"):
         config.from_dict(report.ReportConfig, {"max_rows": 3}, "report")
+
+
+def test_default_order_puts_evaluate_after_transfer():
+    assert report.ReportConfig().stages == (
+        "curate", "pretrain", "finetune", "transfer", "evaluate", "latent", "saliency")
+
+
+def test_run_writes_the_page_under_the_repository_root(repo, monkeypatch):
+    """The contract entry point: stage_config("report", ...) in, the page's path out; root defaults to the
+    repository root (here a temporary one via ECGSTUDY_ROOT)."""
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(repo))
+    cfg = config.stage_config("report", {"report": {"max_table_rows": 10}})
+    page = report.run(cfg)
+    assert page == repo / "reports" / "report.html" and page.is_file()
+    text = page.read_text()
+    listed = [text.index(f'<h2 id="{s}">') for s in (*cfg.report.stages, "extra_stage")]
+    assert listed == sorted(listed)
+    # a listed stage with nothing on disk (evaluate here) gets a note, not an error
+    evaluate = text[text.index('<h2 id="evaluate">'):text.index('<h2 id="latent">')]
+    assert "No outputs found for this stage." in evaluate and "<figure>" not in evaluate
+    assert "First 10 of 100 rows." in text
+    # outputs of evaluate appear once they exist, in the listed position (not appended at the end)
+    (repo / "reports" / "metrics" / "evaluate.json").write_text(json.dumps({"comparisons": 3}))
+    text = report.run(cfg, root=repo).read_text()
+    evaluate = text[text.index('<h2 id="evaluate">'):text.index('<h2 id="latent">')]
+    assert "comparisons" in evaluate and text.count('<h2 id="evaluate">') == 1

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ecgstudy.train import TrainConfig, fit
-from ecgstudy.train_state import TrainStateError
+from ecgstudy.engine.train import TrainConfig, fit
+from ecgstudy.engine.state import TrainStateError
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

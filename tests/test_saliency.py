@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from ecgstudy import attribution, config, saliency
+from ecgstudy.engine import attribution
+from ecgstudy import config
+from ecgstudy.stages import saliency
 
 
 class Linear(nn.Module):
@@ -171,19 +173,35 @@ def test_config_is_strict():
         config.from_dict(saliency.SaliencyConfig, {"max_mask_share": 0.0}, "saliency")
 
 
-def test_saliency_stage_on_a_tiny_store(tmp_path):
+def test_classifier_is_a_finetune_strategy_and_fraction():
+    default = saliency.SaliencyConfig().classifier
+    assert (default.strategy, default.fraction) == ("pretrained", 1.0)
+    cfg = config.from_dict(saliency.SaliencyConfig, {"classifier": {"fraction": 0.25}}, "saliency")
+    assert cfg.classifier == saliency.ClassifierChoice(strategy="pretrained", fraction=0.25)  # partial mapping
+    with pytest.raises(config.ConfigError, match="saliency.classifier: expected a mapping"):
+        config.from_dict(saliency.SaliencyConfig, {"classifier": "models/finetune/pretrained_1.pt"}, "saliency")
+    with pytest.raises(config.ConfigError, match=r"unknown key.*saliency\.classifier\.strategie"):
+        config.from_dict(saliency.SaliencyConfig, {"classifier": {"strategie": "scratch"}}, "saliency")
+    with pytest.raises(config.ConfigError, match="fraction must be in"):
+        config.from_dict(saliency.SaliencyConfig, {"classifier": {"fraction": 0.0}}, "saliency")
+
+
+@pytest.fixture(scope="module")
+def masked_repo(tmp_path_factory):
+    """A repository root holding what the stage reads: a tiny store with signature masks at
+    ``data/curated/main`` and an untrained classifier at ``models/finetune/pretrained_1.pt``."""
     from _store_builder import build_store
 
     from ecgstudy.models import Classifier, build_encoder
     from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
-    from ecgstudy.store import Store
+    from ecgstudy.data.store import Store
 
-    store_dir = build_store(tmp_path / "store", n_records=80, seed=3)
+    root = tmp_path_factory.mktemp("repo")
+    store_dir = build_store(root / "data" / "curated" / "main", n_records=80, seed=3)
     store = Store(store_dir)
-    test_rows = store.indices("test")
     records = store.records
     spans = []
-    for row in test_rows:
+    for row in store.indices("test"):
         for code in ("IMI", "CLBBB"):
             if records.at[row, f"y_{code}"]:
                 spans += [{"record_id": records.at[row, "record_id"], "code": code, "lead": lead,
@@ -191,11 +209,17 @@ def test_saliency_stage_on_a_tiny_store(tmp_path):
     pd.DataFrame(spans).to_parquet(store_dir / "signature_masks.parquet", index=False)
     torch.manual_seed(0)
     model = Classifier(build_encoder("net1d", "tiny"), 3)
-    ckpt = save_checkpoint(tmp_path / "clf.pt", model, config={"task": "superdiagnostic"},
+    ckpt = save_checkpoint(root / "models" / "finetune" / "pretrained_1.pt", model, config={"task": "superdiagnostic"},
                            preprocessing=preprocessing_spec(store.meta), labels=["CD", "MI", "NORM"])
+    return {"root": root, "store": store_dir, "ckpt": ckpt}
+
+
+def test_saliency_stage_on_a_tiny_store(masked_repo):
+    store_dir, ckpt = masked_repo["store"], masked_repo["ckpt"]
     cfg = saliency.SaliencyConfig(max_records=6, n_steps=4, n_bootstrap=20, n_examples=2, validity_check=False)
-    result = saliency.run_saliency(cfg, store_dir, ckpt, seed=0)
+    result = saliency.explain(cfg, store_dir, ckpt, seed=0)
     n_pairs = result.metrics["n_pairs"]
+    assert result.metrics["classifier"] == "pretrained_1"  # the checkpoint's stem
     assert 0 < result.metrics["n_records"] <= 6 and n_pairs >= result.metrics["n_records"]
     assert len(result.scores) == 4 * n_pairs
     assert set(result.scores["label"]) <= {"CD", "MI"}  # IMI -> MI, CLBBB -> CD via label_info
@@ -209,5 +233,61 @@ def test_saliency_stage_on_a_tiny_store(tmp_path):
     assert result.metrics["random"]["enrichment"] == pytest.approx(1.0, abs=0.3)
     assert result.metrics["ig_completeness_error_median"] < 0.05
     assert result.scores.loc[result.scores["method"] != "integrated_gradients", "completeness_error"].isna().all()
-    again = saliency.run_saliency(cfg, store_dir, ckpt, seed=0)
+    assert "synthetic_check" not in result.metrics and result.validity is None
+    assert not result.figures and not result.example_figures and result.metrics_file is None  # explain writes nothing
+    again = saliency.explain(cfg, store_dir, ckpt, seed=0)
     pd.testing.assert_frame_equal(result.scores, again.scores)
+
+
+def test_run_writes_every_output(masked_repo, monkeypatch):
+    """The stage entry point resolves its inputs from the repository root, computes what explain computes
+    and writes the tables, plot CSVs, figures and metrics JSON of dvc.yaml's saliency stage."""
+    import json
+
+    from ecgstudy.stages.artifacts import MissingArtifact
+
+    root = masked_repo["root"]
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(root))
+    section = {"max_records": 6, "n_steps": 4, "n_bootstrap": 20, "n_examples": 2}
+    cfg = config.stage_config("saliency", {"seed": 0, "data": {"curated": "data/curated"}, "saliency": section})
+    figures = root / "reports" / "figures" / "saliency"
+    figures.mkdir(parents=True)
+    for stale in ("lead_attribution.png", "saliency_example_9.png"):  # an earlier run's figures
+        (figures / stale).write_bytes(b"stale")
+
+    result = saliency.run(cfg)  # root=None: the repository root, here ECGSTUDY_ROOT
+
+    expected = saliency.explain(cfg.saliency, masked_repo["store"], masked_repo["ckpt"], seed=0)
+    pd.testing.assert_frame_equal(result.scores, expected.scores)
+    pd.testing.assert_frame_equal(result.summary, expected.summary)
+    assert result.metrics == expected.metrics
+    tables, plots = root / "reports" / "tables" / "saliency", root / "reports" / "plots" / "saliency"
+    assert sorted(p.name for p in tables.iterdir()) == [
+        "methods_summary.csv", "per_condition.csv", "synthetic_check.csv"]
+    assert sorted(p.name for p in plots.iterdir()) == ["pair_scores.csv"]
+    assert result.tables == {p.stem: p for p in [*tables.iterdir(), *plots.iterdir()]}
+    assert len(pd.read_csv(plots / "pair_scores.csv")) == len(result.scores)
+    summary = pd.read_csv(tables / "methods_summary.csv")
+    assert list(summary["method"]) == list(result.summary["method"])
+    np.testing.assert_allclose(summary["enrichment"], result.summary["enrichment"])
+    assert set(pd.read_csv(tables / "synthetic_check.csv")["method"]) == set(attribution.METHODS)
+
+    assert result.figures == {"summary": figures / "saliency_scores.png"}
+    assert result.figures["summary"].stat().st_size > 5_000
+    assert result.example_figures == [figures / f"saliency_example_{i}.png" for i in range(1, len(result.examples) + 1)]
+    assert 1 <= len(result.examples) <= 2 and all(p.stat().st_size > 10_000 for p in result.example_figures)
+    assert sorted(p.name for p in figures.iterdir()) == sorted(p.name for p in [result.figures["summary"],
+                                                                               *result.example_figures])  # stale gone
+
+    assert result.metrics_file == root / "reports" / "metrics" / "saliency.json"
+    written = json.loads(result.metrics_file.read_text())
+    assert written.keys() == result.metrics.keys()
+    assert written["classifier"] == "pretrained_1" and written["ground_truth"] is True
+    assert written["n_pairs"] == result.metrics["n_pairs"] > 0
+    assert written["integrated_gradients"]["enrichment"] == pytest.approx(
+        result.metrics["integrated_gradients"]["enrichment"], abs=1e-4)
+    assert written["synthetic_check"]["heldout_accuracy"] > 0.9
+
+    other = config.stage_config("saliency", {"seed": 0, "saliency": {**section, "classifier": {"fraction": 0.25}}})
+    with pytest.raises(MissingArtifact, match=r"models/finetune/pretrained_0.25.pt not found.*'finetune' stage"):
+        saliency.run(other)

@@ -6,11 +6,12 @@ import pytest
 import torch
 from _store_builder import build_store
 
-from ecgstudy import attribution, saliency
+from ecgstudy.engine import attribution
+from ecgstudy.stages import saliency
 from ecgstudy.models import Classifier, build_encoder
 from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
 from ecgstudy.plots.ecg import LEADS
-from ecgstudy.store import Store
+from ecgstudy.data.store import Store
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 LOCALISATION = {"pointing_hit_rate", "mass_fraction", "enrichment", "auroc", "random"}
@@ -18,16 +19,17 @@ LOCALISATION = {"pointing_hit_rate", "mass_fraction", "enrichment", "auroc", "ra
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sal")
-    store_dir = build_store(root / "store", n_records=120, seed=4)
+    root = tmp_path_factory.mktemp("sal")  # a repository root: the store and classifier where run looks
+    store_dir = build_store(root / "data" / "curated" / "main", n_records=120, seed=4)
     assert Store(store_dir).signature_masks() is None
     torch.manual_seed(0)
-    ckpt = save_checkpoint(root / "clf.pt", Classifier(build_encoder("net1d", "tiny"), 3),
+    ckpt = save_checkpoint(root / "models" / "finetune" / "pretrained_1.pt",
+                           Classifier(build_encoder("net1d", "tiny"), 3),
                            config={"task": "superdiagnostic"}, preprocessing=preprocessing_spec(Store(store_dir).meta),
                            labels=["CD", "MI", "NORM"])
     cfg = saliency.SaliencyConfig(records_per_condition=3, n_steps=4, n_examples=2, validity_check=False)
     return {"root": root, "store": store_dir, "ckpt": ckpt, "cfg": cfg,
-            "result": saliency.run_saliency(cfg, store_dir, ckpt, seed=0)}
+            "result": saliency.explain(cfg, store_dir, ckpt, seed=0)}
 
 
 def test_lead_shares():
@@ -69,30 +71,51 @@ def test_pairs_are_positive_records_of_the_split_and_shares_sum_to_one(setup):
     # records whose chest leads are missing carry no attribution there
     missing = ~store.lead_mask[rec.index.get_indexer(pairs["record_id"])]
     assert (shares[: len(pairs)][missing] == 0).all()
-    again = saliency.run_saliency(setup["cfg"], setup["store"], setup["ckpt"], seed=0)
+    again = saliency.explain(setup["cfg"], setup["store"], setup["ckpt"], seed=0)
     pd.testing.assert_frame_equal(result.scores, again.scores)
 
 
-def test_outputs_and_figures(setup, tmp_path):
-    result = setup["result"]
-    saliency.write_tables(result, tmp_path / "tables", tmp_path / "plots")
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["lead_attribution.csv", "lead_attribution_by_method.csv"]
-    assert (tmp_path / "plots" / "pair_lead_attribution.csv").is_file()
-    figures = tmp_path / "figures"
-    figures.mkdir()
+def test_run_writes_the_described_outputs(setup, tmp_path, monkeypatch):
+    """run reads from the repository root (ECGSTUDY_ROOT) and writes under ``root``: the lead-share tables,
+    the lead-attribution figure (an earlier scored run's figure removed), the examples and the metrics."""
+    import json
+
+    from ecgstudy import config
+
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(setup["root"]))
+    section = {"records_per_condition": 3, "n_steps": 4, "n_examples": 2, "validity_check": False}
+    cfg = config.stage_config("saliency", {"seed": 0, "data": {"curated": "data/curated"}, "saliency": section})
+    figures = tmp_path / "reports" / "figures" / "saliency"
+    figures.mkdir(parents=True)
     (figures / "saliency_scores.png").write_bytes(b"stale")
-    summary = saliency.draw_summary(result, figures)
-    assert summary.name == "lead_attribution.png" and summary.stat().st_size > 5_000
+    result = saliency.run(cfg, root=tmp_path)
+    pd.testing.assert_frame_equal(result.scores, setup["result"].scores)  # what explain computes
+    tables = tmp_path / "reports" / "tables" / "saliency"
+    assert sorted(p.name for p in tables.iterdir()) == ["lead_attribution.csv", "lead_attribution_by_method.csv"]
+    pairs = tmp_path / "reports" / "plots" / "saliency" / "pair_lead_attribution.csv"
+    assert len(pd.read_csv(pairs)) == len(result.scores) and set(result.tables) == {
+        "lead_attribution", "lead_attribution_by_method", "pair_lead_attribution"}
+    by_method = pd.read_csv(tables / "lead_attribution_by_method.csv")
+    np.testing.assert_allclose(by_method[list(LEADS)].sum(axis=1), 1.0, rtol=1e-9)
+    summary = result.figures["summary"]
+    assert summary == figures / "lead_attribution.png" and summary.stat().st_size > 5_000
     assert not (figures / "saliency_scores.png").exists()
     assert all(ex.mask is None for ex in result.examples) and len(result.examples) == 2
-    assert all(p.stat().st_size > 10_000 for p in saliency.draw_examples(result, figures))
+    assert [p.name for p in result.example_figures] == ["saliency_example_1.png", "saliency_example_2.png"]
+    assert all(p.stat().st_size > 10_000 for p in result.example_figures)
+    written = json.loads((tmp_path / "reports" / "metrics" / "saliency.json").read_text())
+    assert result.metrics_file == tmp_path / "reports" / "metrics" / "saliency.json"
+    assert written["ground_truth"] is False and written["classifier"] == "pretrained_1"
+    assert not any(key in json.dumps(written) for key in LOCALISATION)
+    assert set(written["top_leads_integrated_gradients"]) == {"CD", "MI", "NORM"}
+    assert not (setup["root"] / "reports").exists()  # nothing written next to the inputs
 
 
 def test_codes_filter(setup):
     cfg = saliency.SaliencyConfig(codes=("IMI", "NORM"), records_per_condition=2, n_steps=2, validity_check=False)
-    result = saliency.run_saliency(cfg, setup["store"], setup["ckpt"], seed=1)
+    result = saliency.explain(cfg, setup["store"], setup["ckpt"], seed=1)
     pairs = result.scores[result.scores["method"] == "integrated_gradients"]
     assert set(zip(pairs["code"], pairs["label"])) == {("IMI", "MI"), ("NORM", "NORM")}  # IMI via its class output
     bad = saliency.SaliencyConfig(codes=("AFIB",), validity_check=False)  # a rhythm code: no superclass output
     with pytest.raises(ValueError, match=r"saliency.codes \['AFIB'\]"):
-        saliency.run_saliency(bad, setup["store"], setup["ckpt"], seed=0)
+        saliency.explain(bad, setup["store"], setup["ckpt"], seed=0)

@@ -12,11 +12,11 @@ import pytest
 import scipy.io
 import wfdb
 
-from ecgstudy import preprocess
-from ecgstudy.curate import CurateConfig, curate
-from ecgstudy.labels import LabelError
-from ecgstudy.sources import RecordReadError, open_source
-from ecgstudy.sources.cinc import CinCSource
+from ecgstudy.data import preprocess
+from ecgstudy.data.curation import CurateConfig, curate
+from ecgstudy.data.labels import LabelError
+from ecgstudy.data.sources import RecordReadError, open_source
+from ecgstudy.data.sources.cinc import CinCSource
 
 from _wfdb_records import CINC_LEADS, cinc_comments, write_dat, write_mat
 from conftest import sine_lead_params, sine_signal
@@ -154,13 +154,13 @@ def test_missing_or_malformed_dx_is_a_label_error_naming_the_record(source):
 
 
 def test_unknown_concepts_are_logged(cinc_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="ecgstudy.sources.cinc"):
+    with caplog.at_level(logging.WARNING, logger="ecgstudy.data.sources.cinc"):
         CinCSource(cinc_dir).catalog()
     assert "123456789" in caplog.text and "164865005" not in caplog.text  # the latter is a known, unmapped concept
 
 
 def test_catalog_reads_headers_only(cinc_dir, monkeypatch):
-    import ecgstudy.sources.wfdb_folder as wf
+    import ecgstudy.data.sources.wfdb_folder as wf
 
     def no_signals(*args, **kwargs):
         raise AssertionError("catalog() must not read signal files")

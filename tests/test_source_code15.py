@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy.curate import CurateConfig, curate
-from ecgstudy.labels import LabelError
-from ecgstudy.quality import QCConfig
-from ecgstudy.sources import RecordReadError, open_source
-from ecgstudy.sources.code15 import FS, LABEL_MAP, Code15Source, strip_padding
+from ecgstudy.data.curation import CurateConfig, curate
+from ecgstudy.data.labels import LabelError
+from ecgstudy.data.quality import QCConfig
+from ecgstudy.data.sources import RecordReadError, open_source
+from ecgstudy.data.sources.code15 import FS, LABEL_MAP, Code15Source, strip_padding
 
 from conftest import sine_lead_params, sine_signal
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import wfdb
 
-from ecgstudy.curate import CurateConfig, curate
-from ecgstudy.labels import LabelError
-from ecgstudy.sources import RecordReadError, open_source
-from ecgstudy.sources.mimic import REPORT_COLUMNS, MimicSource, ReportRules
+from ecgstudy.data.curation import CurateConfig, curate
+from ecgstudy.data.labels import LabelError
+from ecgstudy.data.sources import RecordReadError, open_source
+from ecgstudy.data.sources.mimic import REPORT_COLUMNS, MimicSource, ReportRules
 
 from conftest import sine_lead_params, sine_signal
 
@@ -208,7 +208,7 @@ def test_patients_never_straddle_splits(store):
 
 def test_missing_machine_measurements_gives_unlabelled_records(mimic_copy, caplog):
     (mimic_copy / "machine_measurements.csv").unlink()
-    with caplog.at_level(logging.WARNING, logger="ecgstudy.sources.mimic"):
+    with caplog.at_level(logging.WARNING, logger="ecgstudy.data.sources.mimic"):
         src = MimicSource(mimic_copy)
     assert "machine_measurements.csv not found" in caplog.text
     cat = src.catalog()

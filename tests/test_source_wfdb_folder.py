@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy.curate import CurateConfig, curate
-from ecgstudy.sources import RecordReadError, open_source
-from ecgstudy.sources.wfdb_folder import WFDBFolderSource, read_wfdb_record
+from ecgstudy.data.curation import CurateConfig, curate
+from ecgstudy.data.sources import RecordReadError, open_source
+from ecgstudy.data.sources.wfdb_folder import WFDBFolderSource, read_wfdb_record
 
 from _wfdb_records import CINC_LEADS, cinc_comments, write_dat, write_mat
 from conftest import sine_signal

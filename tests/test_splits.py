@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgstudy.splits import assign_splits, check_patient_integrity, random_patient_splits
+from ecgstudy.data.splits import assign_splits, check_patient_integrity, random_patient_splits
 
 
 def _catalog(n_patients: int = 200, seed: int = 0) -> pd.DataFrame:

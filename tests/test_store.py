@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from ecgstudy.labels import task_labels
-from ecgstudy.store import ECGDataset, Store, StoreError
+from ecgstudy.data.labels import task_labels
+from ecgstudy.data.store import ECGDataset, Store, StoreError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from _synthetic import Blobs
 from torch import nn
 
-from ecgstudy.train import TrainConfig, fit, predict, recalibrate_batchnorm, warmup_cosine
+from ecgstudy.engine.train import TrainConfig, fit, predict, recalibrate_batchnorm, warmup_cosine
 
 
 

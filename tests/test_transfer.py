@@ -7,9 +7,11 @@ from _store_builder import build_store
 
 from ecgstudy import config
 from ecgstudy.plots.training import transfer_comparison
-from ecgstudy.pretrain import PretrainConfig, run_pretrain
-from ecgstudy.train import TrainConfig
-from ecgstudy.transfer import TransferConfig, _sizes, draw_training_set, run_transfer, split_patients, write_tables
+from ecgstudy.stages.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.engine.train import TrainConfig
+from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.stages.evaluate import Bootstrap, transfer_statistics
+from ecgstudy.stages.transfer import TransferConfig, _sizes, draw_training_set, split_patients, train_all
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -23,12 +25,14 @@ def setup(tmp_path_factory):
     pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False)), main, root / "pre", seed=0)
     cfg = config.from_dict(
         TransferConfig,
-        {"n_train_cases": [3, "all"], "repeats": 2, "n_boot": 50,
+        {"n_train_cases": [3, "all"], "repeats": 2,
          "optim": {"epochs": 1, "min_steps": 4, "batch_size": 16, "progress": False},
          "probe": {"epochs": 1, "min_steps": 30, "bf16": False, "progress": False}},
         "transfer",
     )
-    return {"rare": rare, "encoder": pre.checkpoint, "cfg": cfg, "result": run_transfer(cfg, rare, pre.checkpoint, seed=0)}
+    result = train_all(cfg, rare, pre.checkpoint, seed=0)
+    stats = transfer_statistics(result.scores, Bootstrap(n_boot=50), seed=0)
+    return {"rare": rare, "encoder": pre.checkpoint, "cfg": cfg, "result": result, "stats": stats}
 
 
 def test_split_is_patient_disjoint_and_stratified():
@@ -52,46 +56,51 @@ def test_training_sets_keep_the_case_control_ratio_and_nest_by_seed():
 
 def test_every_condition_size_and_strategy_is_scored(setup):
     res = setup["result"]
+    intervals, comparisons = setup["stats"]
     assert set(res.results["condition"]) == {"BRUGADA", "HYPERK"}
     assert set(res.results["strategy"]) == {"foundation", "foundation_probe", "scratch"}
-    values = res.results[["auroc", "auroc_low", "auroc_high"]].to_numpy()
+    values = intervals[["auroc", "auroc_low", "auroc_high"]].to_numpy()
     assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
-    assert (res.results["auroc_low"] <= res.results["auroc"] + 1e-12).all()
-    assert (res.results["auroc"] <= res.results["auroc_high"] + 1e-12).all()
-    assert (res.results["repeats"] == 2).all()
+    assert (intervals["auroc_low"] <= intervals["auroc"] + 1e-12).all()
+    assert (intervals["auroc"] <= intervals["auroc_high"] + 1e-12).all()
+    assert np.array_equal(intervals["auroc"].to_numpy(), res.results["auroc"].to_numpy())  # same means of repeats
+    assert (res.results["repeats"] == 2).all() and (intervals["repeats"] == 2).all()
     assert len(res.runs) == 2 * 2 * 3 * 2  # conditions x sizes x strategies x repeats
     # the mean over repeats is what the table reports
     one = res.results.query("condition == 'HYPERK' and n_cases == 3 and strategy == 'scratch'").iloc[0]
     runs = res.runs.query("condition == 'HYPERK' and n_cases == 3 and strategy == 'scratch'")
     assert one["auroc"] == pytest.approx(runs["auroc"].mean())
-    assert len(res.comparisons) == 2 * 2 * 2
+    assert len(comparisons) == 2 * 2 * 2
     assert (res.sets[["test_cases", "test_controls", "pool_cases"]] > 0).all().all()
 
 
-def test_outputs_are_written(setup, tmp_path):
-    paths = write_tables(setup["result"], tmp_path)
-    assert pd.read_csv(paths["results"]).shape[0] == len(setup["result"].results)
-    assert transfer_comparison(setup["result"].results, tmp_path / "t.png").stat().st_size > 10_000
+def test_saved_scores_give_the_same_statistics_and_figure(setup, tmp_path):
+    saved = ScoreFile.load(setup["result"].scores.save(tmp_path / "scores.npz"))
+    assert list(saved.y) == ["BRUGADA", "HYPERK"] and len(saved.scores) == len(setup["result"].runs)
+    again = transfer_statistics(saved, Bootstrap(n_boot=50), seed=0)
+    for before, after in zip(setup["stats"], again):
+        pd.testing.assert_frame_equal(before, after)
+    assert transfer_comparison(again[0], tmp_path / "t.png").stat().st_size > 10_000
 
 
 def test_same_seed_same_numbers(setup):
     cfg = config.from_dict(
         TransferConfig,
         {"conditions": ["HYPERK"], "n_train_cases": [3], "repeats": 1, "strategies": ["scratch", "foundation_probe"],
-         "n_boot": 20, "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False},
+         "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False},
          "probe": {"epochs": 1, "min_steps": 10, "bf16": False, "progress": False}},
         "transfer",
     )
-    a = run_transfer(cfg, setup["rare"], setup["encoder"], seed=3)
-    b = run_transfer(cfg, setup["rare"], setup["encoder"], seed=3)
+    a = train_all(cfg, setup["rare"], setup["encoder"], seed=3)
+    b = train_all(cfg, setup["rare"], setup["encoder"], seed=3)
     pd.testing.assert_frame_equal(a.results, b.results)
 
 
 def test_bad_inputs_fail(setup, tmp_path):
     with pytest.raises(ValueError, match="case_control_set"):
-        run_transfer(setup["cfg"], build_store(tmp_path / "plain", 30), setup["encoder"], seed=0)
+        train_all(setup["cfg"], build_store(tmp_path / "plain", 30), setup["encoder"], seed=0)
     cfg = config.from_dict(TransferConfig, {"conditions": ["ARVC"]}, "transfer")
     with pytest.raises(ValueError, match="ARVC"):
-        run_transfer(cfg, setup["rare"], setup["encoder"], seed=0)
+        train_all(cfg, setup["rare"], setup["encoder"], seed=0)
     with pytest.raises(config.ConfigError):
         config.from_dict(TransferConfig, {"n_train_cases": [10, "most"]}, "transfer")

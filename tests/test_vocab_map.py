@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ecgstudy import vocab_map as vm
-from ecgstudy.labels import LabelError, UnknownCodeError, load_vocabulary
+from ecgstudy.data import vocab_map as vm
+from ecgstudy.data.labels import LabelError, UnknownCodeError, load_vocabulary
 from ecgstudy.paths import resource
 
 #: The 30 concepts the 2021 challenge scored (its dx_mapping_scored.csv), each of which must have a status.

@@ -10,9 +10,9 @@ from _synthetic import structured_batch
 from ecgstudy import config
 from ecgstudy.models import build_encoder, count_parameters, encoder_from_spec, wav2vec2
 from ecgstudy.models.checkpoint import CheckpointError, load_encoder, save_checkpoint
-from ecgstudy.pretrain.augment import AugmentConfig
-from ecgstudy.pretrain.objectives import ObjectiveContext, build_objective
-from ecgstudy.pretrain.wav2vec import (
+from ecgstudy.objectives.augment import AugmentConfig
+from ecgstudy.objectives.base import ObjectiveContext, build_objective
+from ecgstudy.objectives.wav2vec import (
     W2V,
     GumbelQuantiser,
     Hybrid,

@@ -5,8 +5,8 @@ import pytest
 import torch
 from _store_builder import build_store
 
-from ecgstudy import evaluate
-from ecgstudy.store import ECGDataset, Store, WindowedDataset, window_starts
+from ecgstudy.engine import evaluate
+from ecgstudy.data.store import ECGDataset, Store, WindowedDataset, window_starts
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ base      4 x (256, k2, s2)   768    12      12     3072   128 / 16        ~90.4
 The W2V pretraining heads (quantiser and two projections: 0.51 M at ECG-FM's sizes, giving 90.9 M in all)
 live in the objective, not in the encoder or its checkpoints.
 
-The W2V objective (:mod:`ecgstudy.pretrain.wav2vec`) uses the pieces separately: :meth:`conv_features`
+The W2V objective (:mod:`ecgstudy.objectives.wav2vec`) uses the pieces separately: :meth:`conv_features`
 (raw feature-encoder output, for the feature penalty), :meth:`normalise` (-> the quantiser's input) and
 :meth:`contextualise` (projection, time masking, positional encoding, transformer).
 """

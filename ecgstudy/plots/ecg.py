@@ -31,8 +31,9 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ecgstudy.data.leads import LEADS
+
 #: Standard lead order of every signal array in the study.
-LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 #: Clinical 4x3 printout: rows of lead names per column block (column c shows seconds [2.5c, 2.5c+2.5)).
 CLINICAL_ROWS: tuple[tuple[str, ...], ...] = (
     ("I", "aVR", "V1", "V4"),

@@ -45,7 +45,7 @@ def plot_umap(coords: pd.DataFrame, path: str | Path, *, colour_by: Sequence[str
     Parameters
     ----------
     coords : one row per (encoder, record) with columns ``encoder``, ``umap_x``, ``umap_y`` and each
-        ``colour_by`` column (e.g. the table of :func:`ecgstudy.latent.run_latent`).
+        ``colour_by`` column (e.g. the table of :func:`ecgstudy.stages.latent.run_latent`).
     path : PNG file written.
     colour_by : categorical columns, one figure row each.
     encoders : column order (default: order of appearance).

@@ -47,7 +47,7 @@ def objective_curves(histories: dict[str, pd.DataFrame], objectives: dict[str, s
     Parameters
     ----------
     histories
-        Run name -> rows of :func:`ecgstudy.train.fit` (``epoch``, ``train_loss``, optional ``val_loss``).
+        Run name -> rows of :func:`ecgstudy.engine.train.fit` (``epoch``, ``train_loss``, optional ``val_loss``).
     objectives
         Run name -> objective name (sets the colour).
     """
@@ -81,7 +81,7 @@ def probe_comparison(table: pd.DataFrame, path: str | Path) -> Path:
     Parameters
     ----------
     table
-        :func:`ecgstudy.pretrain.compare.probe_comparison` rows: run, objective, encoder, auroc,
+        :func:`ecgstudy.stages.pretrain.compare.probe_comparison` rows: run, objective, encoder, auroc,
         random_auroc, diff, low, high.
     """
     fig = Figure(figsize=(1.3 * len(table) + 2.5, 3.4))
@@ -108,7 +108,7 @@ def label_efficiency(results: pd.DataFrame, path: str | Path, metric: str = "aur
     Parameters
     ----------
     results
-        :attr:`ecgstudy.finetune.FinetuneResult.results`: strategy, fraction, split, ``metric``,
+        :attr:`ecgstudy.stages.finetune.FinetuneResult.results`: strategy, fraction, split, ``metric``,
         ``metric``_low, ``metric``_high; one panel per split.
     """
     splits = list(dict.fromkeys(results["split"]))
@@ -139,7 +139,7 @@ def transfer_comparison(results: pd.DataFrame, path: str | Path) -> Path:
     Parameters
     ----------
     results
-        :attr:`ecgstudy.transfer.TransferResult.results`: condition, n_cases, strategy, auroc,
+        :attr:`ecgstudy.stages.transfer.TransferResult.results`: condition, n_cases, strategy, auroc,
         auroc_low, auroc_high.
     """
     conditions = list(dict.fromkeys(results["condition"]))

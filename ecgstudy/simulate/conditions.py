@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgstudy.simulate import effects as fx
+from ecgstudy.data.leads import LEADS
 from ecgstudy.simulate import rare
 from ecgstudy.simulate import rhythm_effects as rx
 
-ALL_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+ALL_LEADS = LEADS
 STAGES = ("rhythm", "shape", "body", "repolarisation", "final")
 
 

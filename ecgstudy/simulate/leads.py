@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The 12 standard leads in the study's order (names as used in masks and stores).
-LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-#: Lead names written into WFDB headers (PTB-XL spells the augmented leads in capitals).
-WFDB_NAMES: tuple[str, ...] = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
+from ecgstudy.data.leads import LEADS, WFDB_NAMES  # noqa: F401  (the study's lead order, re-exported)
+
 #: The eight independent leads, in the row order of :data:`DOWER`.
 INDEPENDENT: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 #: Row of each independent lead inside the 12-lead order.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal as sps
 
-from ecgstudy.preprocess import antialias_fir
+from ecgstudy.data.preprocess import antialias_fir
 from ecgstudy.simulate.leads import INDEPENDENT_ROWS, WFDB_NAMES, derive_limb_leads
 
 ADC_GAIN = 1000.0  # ADC units per mV (PTB-XL): one unit is one microvolt

@@ -1,0 +1,257 @@
+"""Signal harmonisation: standard lead order, mV, filters, polyphase resampling, fixed length.
+
+Curation applies :func:`harmonise` to every record (the result is stored, in mV); the normalisation
+(:func:`normalise`) is applied at load time by :class:`ecgstudy.data.store.ECGDataset`, so one store
+serves models that expect different normalisations.
+
+Named presets (:data:`PRESETS`) hold the harmonisation of published models as data; a
+``params.yaml`` curate section names one with ``preset:``.
+"""
+
+from __future__ import annotations
+
+import functools
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from scipy import signal as sps
+
+from ecgstudy.data.leads import LEADS
+
+#: The standard 12-lead order of every store.
+STANDARD_LEADS: tuple[str, ...] = LEADS
+_BY_LOWER = {name.lower(): name for name in STANDARD_LEADS}
+#: Length policies for records longer/shorter than the target duration.
+LENGTH_POLICIES: tuple[str, ...] = ("center_crop_or_pad", "start_crop_or_pad")
+#: Load-time normalisations.
+NORMALISATIONS: tuple[str, ...] = ("per_lead_zscore", "record_zscore", "none")
+#: Multipliers to mV.
+_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+#: Smallest standard deviation (mV) used by the z-scores: 1 uV, the PTB-XL ADC resolution.
+STD_FLOOR_MV = 1e-3
+
+#: Named harmonisation presets (values replace the curate config's defaults). Sources:
+#: docs/architecture.md ("Preprocessing presets"). ``ptbxl_benchmark`` is the study default (helme: 100 Hz, 10 s).
+PRESETS: dict[str, dict[str, Any]] = {
+    "ptbxl_benchmark": {
+        "fs": 100,  # records100, as the PTB-XL benchmark
+        "duration_s": 10.0,
+        "bandpass": None,
+        "notch": None,
+        "baseline_median_s": None,
+        "normalise": "per_lead_zscore",
+    },
+    "ecgfounder": {
+        "fs": 500,  # 5000 samples over 10 s
+        "duration_s": 10.0,
+        "notch": 50.0,  # 50 Hz notch, Q = 30
+        "bandpass": (0.67, 40.0),  # Butterworth order 4, zero-phase
+        "baseline_median_s": 0.4,  # median-filter baseline removal
+        "normalise": "record_zscore",  # one z-score over the 12 x 5000 array
+    },
+    "ecg_fm": {
+        "fs": 500,  # 500 Hz; the model sees 5 s crops (2500 samples), cut at load time
+        "duration_s": 10.0,
+        "bandpass": None,  # no filtering
+        "notch": None,
+        "baseline_median_s": None,
+        "normalise": "per_lead_zscore",
+    },
+}
+#: Notch quality factor (ECGFounder's Q).
+NOTCH_Q = 30.0
+#: Butterworth band-pass order.
+BANDPASS_ORDER = 4
+
+
+def standard_lead_name(name: str) -> str | None:
+    """Standard spelling of a lead name (``AVR``, ``avr``, ``aVR`` -> ``aVR``), None if not a 12-lead name."""
+    return _BY_LOWER.get(str(name).strip().lower())
+
+
+def to_standard_leads(data: np.ndarray, leads: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder leads to :data:`STANDARD_LEADS`.
+
+    Parameters
+    ----------
+    data : array of shape (n_leads, n_samples)
+    leads : names of the rows of ``data``, any case; names that are not 12-lead names are dropped
+
+    Returns
+    -------
+    out : float64 array of shape (12, n_samples); leads that are missing, or entirely NaN, are NaN
+    mask : bool array of shape (12,), True where the lead is present
+    """
+    out = np.full((len(STANDARD_LEADS), data.shape[1]), np.nan)
+    seen: dict[str, str] = {}
+    for row, name in enumerate(leads):
+        std = standard_lead_name(name)
+        if std is None:
+            continue
+        if std in seen:
+            raise ValueError(f"leads {seen[std]!r} and {name!r} both map to {std}")
+        seen[std] = name
+        out[STANDARD_LEADS.index(std)] = data[row]
+    mask = ~np.isnan(out).all(axis=1) if out.shape[1] else np.zeros(len(STANDARD_LEADS), bool)
+    return out, mask
+
+
+def to_millivolts(data: np.ndarray, units: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Convert each row of ``data`` (n_leads, n_samples) from its unit to mV; unknown units raise."""
+    factors = []
+    for unit in units:
+        key = str(unit).strip().lower()
+        if key not in _TO_MV:
+            raise ValueError(f"unknown signal unit {unit!r}; known: mV, uV, V, nV")
+        factors.append(_TO_MV[key])
+    factors = np.asarray(factors)
+    return data if np.all(factors == 1.0) else data * factors[:, None]
+
+
+def notch(data: np.ndarray, fs: float, freq: float, q: float = NOTCH_Q) -> np.ndarray:
+    """Zero-phase IIR notch at ``freq`` Hz of ``data`` (n_leads, n_samples) at ``fs`` Hz."""
+    if freq >= fs / 2:
+        return data
+    b, a = sps.iirnotch(freq, q, fs=fs)
+    return _nan_safe(lambda x: sps.filtfilt(b, a, x, axis=-1), data)
+
+
+def bandpass(data: np.ndarray, fs: float, low: float, high: float, order: int = BANDPASS_ORDER) -> np.ndarray:
+    """Zero-phase Butterworth band-pass ``low``-``high`` Hz (high clipped below Nyquist)."""
+    high = min(high, 0.45 * fs)
+    sos = sps.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+    return _nan_safe(lambda x: sps.sosfiltfilt(sos, x, axis=-1), data)
+
+
+def remove_baseline_median(data: np.ndarray, fs: float, window_s: float) -> np.ndarray:
+    """Subtract a running median of ``window_s`` seconds (odd window) from each lead."""
+    width = max(1, int(round(window_s * fs))) | 1
+    half = width // 2
+
+    def running_median(x: np.ndarray) -> np.ndarray:
+        # edge-padded 1-D medfilt per lead (= ndimage.median_filter mode "nearest", ~40x faster)
+        padded = np.pad(x, ((0, 0), (half, half)), mode="edge")
+        return np.stack([sps.medfilt(row, width)[half : half + x.shape[1]] for row in padded])
+
+    return _nan_safe(lambda x: x - running_median(x), data)
+
+
+def _nan_safe(fn, data: np.ndarray) -> np.ndarray:
+    """Apply ``fn`` to the leads that are not entirely NaN (missing leads stay NaN)."""
+    present = ~np.isnan(data).all(axis=1)
+    if present.all():
+        return fn(data)
+    if not present.any() or data.shape[1] == 0:
+        return fn(np.zeros_like(data)) * np.nan  # the output shape of fn, all NaN
+    done = fn(data[present])
+    out = np.full((data.shape[0], done.shape[1]), np.nan)
+    out[present] = done
+    return out
+
+
+def resample(data: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling of ``data`` (n_leads, n_samples) from ``fs_in`` to ``fs_out`` Hz.
+
+    The rate ratio is approximated by a fraction with denominator <= 1000; the output has
+    ``ceil(n_samples * up / down)`` samples. Missing (all-NaN) leads stay NaN.
+    """
+    ratio = Fraction(float(fs_out) / float(fs_in)).limit_denominator(1000)
+    if ratio == 1:
+        return data
+    up, down = ratio.numerator, ratio.denominator
+    fir = antialias_fir(up, down)
+    return _nan_safe(lambda x: sps.resample_poly(x, up, down, axis=-1, window=fir), data) if data.shape[1] else data
+
+
+@functools.lru_cache(maxsize=32)
+def antialias_fir(up: int, down: int) -> np.ndarray:
+    """resample_poly's default anti-aliasing FIR (Kaiser, beta 5), designed once per rate pair."""
+    max_rate = max(up, down)
+    fir = sps.firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    fir.setflags(write=False)
+    return fir
+
+
+def fit_length(data: np.ndarray, n_samples: int, policy: str = "center_crop_or_pad") -> tuple[np.ndarray, int]:
+    """Crop or zero-pad ``data`` (n_leads, n) to ``n_samples``.
+
+    Returns
+    -------
+    out : array of shape (n_leads, n_samples); missing (all-NaN) leads stay NaN after padding
+    offset : index in the input of output sample 0 (negative when padded at the start)
+    """
+    if policy not in LENGTH_POLICIES:
+        raise ValueError(f"unknown length policy {policy!r}; valid: {list(LENGTH_POLICIES)}")
+    n = data.shape[1]
+    if n == n_samples:
+        return data, 0
+    offset = (n - n_samples) // 2 if policy == "center_crop_or_pad" else 0
+    if n > n_samples:
+        return data[:, offset : offset + n_samples], offset
+    out = np.zeros((data.shape[0], n_samples), dtype=data.dtype)
+    start = -offset
+    out[:, start : start + n] = data
+    out[np.isnan(data).all(axis=1)] = np.nan
+    return out, offset
+
+
+def harmonise(
+    data: np.ndarray,
+    fs: float,
+    *,
+    fs_out: float,
+    n_samples: int,
+    length_policy: str = "center_crop_or_pad",
+    bandpass_hz: tuple[float, float] | None = None,
+    notch_hz: float | None = None,
+    baseline_median_s: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """Filter, resample and fit the length of a standard-order signal.
+
+    Parameters
+    ----------
+    data : array of shape (12, n) at ``fs`` Hz, mV, standard lead order (missing leads NaN)
+    fs_out, n_samples : target rate (Hz) and length (samples)
+    bandpass_hz, notch_hz, baseline_median_s : optional filters, applied at ``fs`` in the order
+        notch, band-pass, median baseline removal (ECGFounder's order)
+
+    Returns
+    -------
+    out : float32 array of shape (12, n_samples) at ``fs_out`` Hz, mV
+    offset_s : time (s) in the input of output sample 0 (negative when padded at the start)
+    """
+    if notch_hz is not None:
+        data = notch(data, fs, notch_hz)
+    if bandpass_hz is not None:
+        data = bandpass(data, fs, *bandpass_hz)
+    if baseline_median_s is not None:
+        data = remove_baseline_median(data, fs, baseline_median_s)
+    data = resample(data, fs, fs_out)
+    data, offset = fit_length(data, n_samples, length_policy)
+    return data.astype(np.float32), offset / fs_out
+
+
+def normalise(x: np.ndarray, method: str, mask: np.ndarray | None = None) -> np.ndarray:
+    """Load-time normalisation of one signal ``x`` (12, T), returning float32 with NaN set to 0.
+
+    ``per_lead_zscore``: each lead to mean 0, std 1 over time; ``record_zscore``: one mean and std
+    over all present leads and samples; ``none``: unchanged. Standard deviations are floored at
+    :data:`STD_FLOOR_MV`. Missing leads (``mask`` False, or NaN) become zeros after normalising.
+    """
+    if method not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {method!r}; valid: {list(NORMALISATIONS)}")
+    x = np.asarray(x, dtype=np.float32)
+    present = ~np.isnan(x).all(axis=1) if mask is None else np.asarray(mask, bool) & ~np.isnan(x).all(axis=1)
+    out = np.zeros_like(x)
+    if not present.any():
+        return out
+    xp = x[present]
+    if method == "per_lead_zscore":
+        mean = np.nanmean(xp, axis=1, keepdims=True)
+        std = np.maximum(np.nanstd(xp, axis=1, keepdims=True), STD_FLOOR_MV)
+        xp = (xp - mean) / std
+    elif method == "record_zscore":
+        xp = (xp - np.nanmean(xp)) / max(float(np.nanstd(xp)), STD_FLOOR_MV)
+    out[present] = np.nan_to_num(xp, nan=0.0, posinf=0.0, neginf=0.0)
+    return out

@@ -1,0 +1,97 @@
+"""Files one stage writes and a later stage reads, declared once by the stage that produces them.
+
+A consumer never spells another stage's path: it asks for the artifact here, and the links between
+params.yaml sections (which pretraining run's encoder, which fine-tuned classifier) are checked when the
+parameters are loaded (:func:`check_links`, called by :func:`ecgstudy.config.validate_all`), before any
+stage does work. A missing upstream file fails at the start of the consuming stage (:func:`require`),
+naming the file and the stage that writes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ecgstudy.paths import repo_root, resolve
+
+#: pretrain: one checkpoint per run (``<run>.pt``) and the kept run's encoder.
+PRETRAIN_MODELS = "models/pretrain"
+KEPT_ENCODER = "encoder.pt"
+#: pretrain: validation-split probe scores of every run and random-init twin (evaluate stage input).
+PROBE_SCORES = "models/pretrain/probe_scores.npz"
+#: finetune: one classifier per strategy x label fraction, and every model's evaluation-split scores.
+FINETUNE_MODELS = "models/finetune"
+FINETUNE_SCORES = "models/finetune/scores.npz"
+#: transfer: the test-part scores of every condition, size, strategy and repeat.
+TRANSFER_SCORES = "models/transfer/scores.npz"
+#: ``encoder:`` value meaning "the run named by pretrain.keep".
+KEEP = "keep"
+
+
+class MissingArtifact(FileNotFoundError):
+    """An upstream stage's output is absent: names the file and the stage that writes it."""
+
+
+def require(path: str | Path, producer: str, root: Path | None = None) -> Path:
+    """``path`` (resolved from ``root``, default the repository root) if it exists, else :class:`MissingArtifact`."""
+    full = resolve(path, root)
+    if not full.exists():
+        raise MissingArtifact(f"{_shown(full)} not found: it is written by the {producer!r} stage; run it first "
+                              f"(`make repro STAGE={producer}`)")
+    return full
+
+
+def encoder_path(run: str = KEEP, root: Path | None = None) -> Path:
+    """Checkpoint of a pretraining run's encoder: ``encoder.pt`` for ``keep``, else ``<run>.pt``."""
+    name = KEPT_ENCODER if run == KEEP else f"{run}.pt"
+    return require(Path(PRETRAIN_MODELS) / name, "pretrain", root)
+
+
+def classifier_name(strategy: str, fraction: float) -> str:
+    """File name of a fine-tuned classifier: ``<strategy>_<fraction>.pt``."""
+    return f"{strategy}_{fraction:g}.pt"
+
+
+def classifier_path(strategy: str, fraction: float, root: Path | None = None) -> Path:
+    """Checkpoint of the classifier fine-tuned with ``strategy`` on ``fraction`` of the training patients."""
+    return require(Path(FINETUNE_MODELS) / classifier_name(strategy, fraction), "finetune", root)
+
+
+def store_path(curated: str, store: str, root: Path | None = None) -> Path:
+    """A curated store folder (``main`` or ``rare``) under ``data.curated``."""
+    return require(Path(curated) / store, "curate", root)
+
+
+def check_links(sections: dict[str, Any]) -> None:
+    """Check the links between typed params sections (``{"pretrain": PretrainConfig, ...}``).
+
+    - ``finetune.encoder``, ``transfer.encoder``, ``latent.encoder``: ``keep`` or a ``pretrain.runs`` name;
+    - ``saliency.classifier``: a strategy in ``finetune.strategies`` at a fraction in ``finetune.fractions``.
+
+    Raises ValueError naming the key, its value and what is valid. Sections absent from ``sections`` are
+    not checked.
+    """
+    pretrain, finetune = sections.get("pretrain"), sections.get("finetune")
+    if pretrain is not None:
+        runs = [r.name for r in pretrain.runs]
+        for name in ("finetune", "transfer", "latent"):
+            cfg = sections.get(name)
+            if cfg is not None and cfg.encoder != KEEP and cfg.encoder not in runs:
+                raise ValueError(f"{name}.encoder = {cfg.encoder!r} is not a pretraining run; valid: "
+                                 f"{[KEEP, *runs]} (pretrain.runs names, or keep = pretrain.keep)")
+    saliency = sections.get("saliency")
+    if saliency is not None and finetune is not None:
+        pick = saliency.classifier
+        if pick.strategy not in finetune.strategies:
+            raise ValueError(f"saliency.classifier.strategy = {pick.strategy!r} is not trained: finetune.strategies "
+                             f"= {list(finetune.strategies)}")
+        if not any(abs(pick.fraction - f) < 1e-12 for f in finetune.fractions):
+            raise ValueError(f"saliency.classifier.fraction = {pick.fraction:g} is not trained: finetune.fractions "
+                             f"= {list(finetune.fractions)}")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(repo_root()))
+    except (ValueError, FileNotFoundError):
+        return str(path)

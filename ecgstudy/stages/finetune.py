@@ -1,0 +1,334 @@
+"""Fine-tuning stage: multi-label diagnosis with few or many labels, pretrained vs not.
+
+Strategies (all on the same encoder architecture as the pretrained checkpoint):
+
+==============  ===================================================================================
+pretrained      full fine-tune of the pretrained encoder + linear head
+scratch         the same architecture, random initialisation, trained end to end (strong baseline)
+linear_probe    frozen pretrained encoder, linear head on its pooled features
+random_probe    frozen randomly initialised encoder + linear head (the baseline SSL must beat)
+==============  ===================================================================================
+
+Each runs at several label fractions: nested, seeded patient-level subsamples of the train split (the
+5% patients are among the 25%, ...). Best epochs are chosen on the validation split; test and
+external-site splits are only predicted once, at the end. Their scores are saved (``models/finetune/scores.npz``,
+:mod:`ecgstudy.engine.scores`) with point macro AUROC / AUPRC; the intervals and the paired comparisons
+(pretrained vs scratch, linear_probe vs random_probe, pretrained vs linear_probe) are computed from them by
+the evaluate stage, so a statistics setting never retrains a model.
+
+Input protocol. By default models train on and are scored on whole records. The PTB-XL benchmark
+protocol is ``train_crop_s`` (full fine-tunes train on random crops, redrawn every epoch) plus
+``eval_window_s`` / ``eval_stride_s`` / ``eval_aggregate``: validation, test and external records are
+scored by sliding windows whose probabilities are aggregated per record
+(:func:`ecgstudy.engine.evaluate.predict_windows`), the same way for model selection and for the reported
+numbers. The probes' heads are fitted on cached features, which cannot be re-cropped every epoch: with
+windows they are fitted on the embeddings of every window of the training records and scored like the
+full fine-tunes; without, on whole-record embeddings (``train_crop_s`` does not apply to them).
+
+The heads themselves (:func:`~ecgstudy.engine.probes.train_full`, :func:`~ecgstudy.engine.probes.train_probe`)
+live in the engine: the pretrain and transfer stages use them too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ecgstudy.data.labels import task_labels
+from ecgstudy.data.store import ECGDataset, Store
+from ecgstudy.engine import evaluate
+from ecgstudy.engine.probes import embed_dataset, embed_windows, fresh_encoder, pos_weights, predict_probs, train_full, train_probe
+from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.engine.train import TrainConfig, resolve_device
+from ecgstudy.models.checkpoint import save_checkpoint
+from ecgstudy.stages import artifacts
+from ecgstudy.stages.artifacts import classifier_name
+from ecgstudy.stages.common import open_store_and_model
+from ecgstudy.stages.outputs import stage_outputs
+
+STRATEGIES = ("pretrained", "scratch", "linear_probe", "random_probe")
+#: strategies whose encoder starts from the pretrained weights / stays frozen
+_PRETRAINED = {"pretrained", "linear_probe"}
+_FROZEN = {"linear_probe", "random_probe"}
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """params.yaml ``finetune`` section."""
+
+    store: str = "main"  # store folder under data.curated
+    encoder: str = "keep"  # pretraining run whose encoder is fine-tuned: keep = pretrain.keep, or a pretrain.runs name
+    task: str = "all"  # label task (ecgstudy.data.labels.TASKS)
+    min_positives: int = 10  # keep labels with at least this many positives in the train split
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # pretrained (fine-tuned), scratch (same net, random init), linear_probe (frozen pretrained), random_probe (frozen random init)
+    fractions: list[float] = field(default_factory=lambda: [0.05, 0.25, 1.0])  # train-split patient fractions
+    eval_splits: list[str] = field(default_factory=lambda: ["test", "external"])  # scored once, at the end
+    train_crop_s: float | None = None  # random training crops (s), redrawn every epoch (PTB-XL benchmark: 2.5); null = whole records
+    eval_window_s: float | None = None  # sliding-window scoring of val/test/external: window (s) (benchmark: 2.5); null = whole records
+    eval_stride_s: float = 1.25  # step between window starts (s) (benchmark: half the window)
+    eval_aggregate: Literal["max", "mean"] = "max"  # per-record aggregation of the window probabilities (benchmark: max)
+    optim: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=10, min_steps=100, batch_size=64, lr=1e-3, warmup_frac=0.1, patience=4, max_evals=10
+        )
+    )  # full fine-tunes; min_steps gives small fractions enough updates
+    probe: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=100, min_steps=300, batch_size=256, lr=1e-2, warmup_frac=0.0, patience=10, bf16=False, progress=False
+        )
+    )  # linear head on cached frozen features: cheap, so many epochs
+    dropout: float = 0.1  # dropout before the linear head during full fine-tunes
+    pos_weight: bool = True  # BCE positive weights n_neg / n_pos from the training subset (ECG-FM)
+    monitor: Literal["val_loss", "val_auroc"] = "val_auroc"  # best-epoch selection on the validation split (the reported metric; BCE is skewed by pos_weight)
+    num_threads: int = 0  # torch CPU threads (0 = torch default)
+
+    def validate(self) -> None:
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad or not self.strategies:
+            raise ValueError(f"unknown strategies {bad}; valid: {list(STRATEGIES)}")
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
+            raise ValueError(f"fractions {self.fractions} must be in (0, 1]")
+        bad = [s for s in self.eval_splits if s not in ("test", "external", "val")]
+        if bad:
+            raise ValueError(f"eval_splits {bad} not in ['test', 'external', 'val']")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for key in ("train_crop_s", "eval_window_s", "eval_stride_s"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise ValueError(f"{key} must be positive (or null where allowed), got {value}")
+
+    def input_samples(self, fs: float, n_samples: int) -> tuple[int | None, tuple[int, int] | None]:
+        """(training crop, (eval window, stride)) in samples for records of ``n_samples`` at ``fs`` Hz;
+        None where whole records are used. Fails naming the key when a length does not fit the records."""
+        def samples(key: str) -> int:
+            n = int(round(getattr(self, key) * fs))
+            if not 1 <= n <= n_samples:
+                raise ValueError(f"finetune.{key} = {getattr(self, key)} s is {n} samples at {fs:g} Hz; it must be "
+                                 f"between 1 sample and the records' {n_samples} samples ({n_samples / fs:g} s)")
+            return n
+
+        crop = samples("train_crop_s") if self.train_crop_s is not None else None
+        if self.eval_window_s is None:
+            return crop, None
+        stride = int(round(self.eval_stride_s * fs))
+        if stride < 1:
+            raise ValueError(f"finetune.eval_stride_s = {self.eval_stride_s} s is under one sample at {fs:g} Hz")
+        return crop, (samples("eval_window_s"), stride)
+
+    def protocol(self) -> dict[str, str]:
+        """Plain-words training and evaluation inputs (for the metrics)."""
+        train = "whole records" if self.train_crop_s is None else f"random {self.train_crop_s:g} s crops, redrawn every epoch"
+        if self.eval_window_s is None:
+            return {"train_inputs": train, "eval_inputs": "whole records"}
+        return {"train_inputs": train, "eval_inputs": f"{self.eval_window_s:g} s windows every {self.eval_stride_s:g} s, "
+                                                      f"{self.eval_aggregate} of the window probabilities per record"}
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`run` trained and wrote; intervals and comparisons are the evaluate stage's."""
+
+    results: pd.DataFrame  # one row per strategy x fraction x eval split: point macro AUROC / AUPRC, run facts
+    curves: pd.DataFrame  # per-epoch training history of every model
+    scores: ScoreFile  # every model's probabilities on the evaluation splits (models/finetune/scores.npz)
+    metrics: dict[str, Any]  # reports/metrics/finetune.json
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Inputs:
+    """The store's task, split rows and datasets, the pretrained encoder and the input protocol."""
+
+    store: Store
+    pretrained: torch.nn.Module
+    info: dict[str, Any]
+    labels: list[str]
+    targets: np.ndarray  # (N_store, L) 0/1
+    rows: dict[str, np.ndarray]  # split -> store rows with a task label
+    datasets: dict[str, ECGDataset]
+    patients: np.ndarray  # (N_store,) str
+    crop: int | None  # training crop, samples
+    window: tuple[int, int] | None  # (window, stride) in samples, or None: whole records
+    windows: tuple[int, int, str] | None  # (window, stride, aggregate) for predict_probs
+
+
+def patient_subsample(patients: np.ndarray, indices: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Records of a seeded random ``fraction`` of the patients among ``indices`` (sorted store rows).
+
+    One permutation of the patients (sorted ids, ``numpy.random.Generator(seed)``) serves every
+    fraction, so smaller subsets are nested in larger ones. At least one patient is kept.
+    """
+    indices = np.asarray(indices)
+    unique = np.unique(np.asarray(patients)[indices])
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_keep = max(1, math.ceil(fraction * len(unique)))
+    chosen = set(unique[order[:n_keep]].tolist())
+    return np.sort(indices[[p in chosen for p in np.asarray(patients)[indices]]])
+
+
+def _open(cfg: FinetuneConfig, store_dir: Path, encoder_path: Path) -> _Inputs:
+    """Open store and encoder, choose the task's labels on the train split, build the split datasets."""
+    store, pretrained, info = open_store_and_model(store_dir, encoder_path, num_threads=cfg.num_threads)
+    tl = task_labels(store, cfg.task, cfg.min_positives, within=np.asarray(store.indices("train")))
+    if not tl.names:
+        raise ValueError(f"{store_dir}: no label of task {cfg.task!r} has {cfg.min_positives} train positives")
+    rows = {s: np.asarray([i for i in store.indices(s) if tl.keep[i]], dtype=np.int64) for s in ("train", "val", *cfg.eval_splits)}
+    for s, idx in rows.items():
+        if len(idx) == 0:
+            raise ValueError(f"{store_dir}: split {s!r} has no records with a {cfg.task!r} label")
+    crop, window = cfg.input_samples(store.fs, store.n_samples)
+    return _Inputs(
+        store=store, pretrained=pretrained, info=info, labels=list(tl.names), targets=tl.y, rows=rows,
+        datasets={s: ECGDataset(store, idx, labels=tl.y) for s, idx in rows.items()},
+        patients=store.records["patient_id"].astype(str).to_numpy(), crop=crop, window=window,
+        windows=None if window is None else (*window, cfg.eval_aggregate),
+    )
+
+
+def _frozen_features(cfg: FinetuneConfig, inp: _Inputs, encoders: dict[str, torch.nn.Module], device) -> dict:
+    """{probe strategy: {split: embeddings (N, D) of whole records, or (N, W, D) of sliding windows}}."""
+    features = {}
+    for strategy in [s for s in cfg.strategies if s in _FROZEN]:
+        enc = encoders[strategy]
+        if inp.window is None:
+            features[strategy] = {s: embed_dataset(enc, ds, bf16=cfg.optim.bf16, device=device) for s, ds in inp.datasets.items()}
+        else:
+            features[strategy] = {s: embed_windows(enc, ds, *inp.window, bf16=cfg.optim.bf16, device=device)
+                                  for s, ds in inp.datasets.items()}
+    return features
+
+
+def _train_probe(cfg: FinetuneConfig, inp: _Inputs, encoder, feats: dict, pos_in_train, y_sub, weight, seed: int):
+    """A linear head on cached features; returns (model, fit result, {split: probabilities (N, L)})."""
+    if inp.window is None:
+        model, fitted = train_probe(encoder, feats["train"][pos_in_train], y_sub, feats["val"], inp.datasets["val"].y,
+                                    cfg.probe, seed=seed, pos_weight=weight, monitor=cfg.monitor)
+        with torch.no_grad():
+            preds = {s: torch.sigmoid(model.head(torch.as_tensor(feats[s]))).detach().numpy() for s in cfg.eval_splits}
+        return model, fitted, preds
+    n_windows, dim = feats["train"].shape[1:]  # one training example per window; probabilities aggregated per record
+    model, fitted = train_probe(
+        encoder, feats["train"][pos_in_train].reshape(-1, dim), np.repeat(y_sub, n_windows, axis=0),
+        feats["val"].reshape(-1, dim), inp.datasets["val"].y, cfg.probe, seed=seed, pos_weight=weight,
+        monitor=cfg.monitor, val_windows=n_windows, val_aggregate=cfg.eval_aggregate,
+    )
+    preds = {}
+    for s in cfg.eval_splits:
+        with torch.no_grad():
+            p = torch.sigmoid(model.head(torch.as_tensor(feats[s]))).double().numpy()  # (N, W, L)
+        preds[s] = evaluate.aggregate_windows(p, cfg.eval_aggregate)
+    return model, fitted, preds
+
+
+def _train_model(cfg: FinetuneConfig, inp: _Inputs, strategy: str, fraction: float, sub: np.ndarray, features: dict,
+                 probe_encoders: dict, seed: int, device):
+    """Train one strategy on the subsample ``sub`` (store rows); returns (model, fit result, {split: probs})."""
+    y_sub = inp.targets[sub]
+    weight = pos_weights(y_sub) if cfg.pos_weight else None
+    if strategy in _FROZEN:
+        pos_in_train = np.searchsorted(inp.rows["train"], sub)
+        return _train_probe(cfg, inp, probe_encoders[strategy], features[strategy], pos_in_train, y_sub, weight, seed)
+    encoder = fresh_encoder(inp.info["spec"], seed)
+    if strategy in _PRETRAINED:
+        encoder.load_state_dict(inp.pretrained.state_dict())
+    train_set = ECGDataset(inp.store, sub, labels=inp.targets, crop=inp.crop, random_crop=inp.crop is not None, seed=seed)
+    model, fitted = train_full(
+        encoder, train_set, inp.datasets["val"], len(inp.labels), cfg.optim, seed=seed, dropout=cfg.dropout,
+        pos_weight=weight, monitor=cfg.monitor, desc=f"{strategy} {fraction:g}", windows=inp.windows,
+    )
+    preds = {s: predict_probs(model, inp.datasets[s], inp.windows, device=device, bf16=cfg.optim.bf16) for s in cfg.eval_splits}
+    return model, fitted, preds
+
+
+def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Path, models_dir: str | Path, *,
+              seed: int) -> FinetuneResult:
+    """Train every strategy at every label fraction, save the classifiers and their evaluation-split scores.
+
+    Parameters
+    ----------
+    cfg
+        The finetune section.
+    store_dir
+        Main curated store (signals (N, 12, T) at fs Hz) with train/val/test/external splits.
+    encoder_path
+        Pretrained encoder checkpoint; its preprocessing spec must match the store's.
+    models_dir
+        Folder for ``<strategy>_<fraction>.pt`` classifier checkpoints.
+    seed
+        Seeds subsampling, initialisation and training order.
+    """
+    inp = _open(cfg, Path(store_dir), Path(encoder_path))
+    device = resolve_device(cfg.optim.device)
+    # random_probe and scratch start from the same seeded random init, so their comparison is paired
+    probe_encoders = {"linear_probe": inp.pretrained, "random_probe": fresh_encoder(inp.info["spec"], seed)}
+    features = _frozen_features(cfg, inp, probe_encoders, device)
+    scores = ScoreFile(meta={"task": cfg.task, "n_labels": len(inp.labels), "protocol": cfg.protocol(),
+                             "strategies": list(cfg.strategies), "fractions": list(cfg.fractions)})
+    for split in cfg.eval_splits:
+        scores.add_group(split, inp.datasets[split].y, inp.patients[inp.rows[split]], inp.labels)
+    rows, curves = [], []
+    for fraction in cfg.fractions:
+        sub = patient_subsample(inp.patients, inp.rows["train"], fraction, seed)
+        for strategy in cfg.strategies:
+            start = time.perf_counter()
+            model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, features, probe_encoders, seed, device)
+            seconds = time.perf_counter() - start
+            save_checkpoint(
+                Path(models_dir) / classifier_name(strategy, fraction), model,
+                config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": seed},
+                preprocessing=inp.info["preprocessing"], labels=inp.labels,
+                extra={"best_epoch": fitted.best_epoch, "n_train": len(sub), "pretrained_from": str(encoder_path)},
+            )
+            curves.append(fitted.history.assign(strategy=strategy, fraction=fraction))
+            for split, p in preds.items():
+                scores.add((strategy, f"{fraction:g}"), split, p)
+                rows.append({
+                    "strategy": strategy, "fraction": fraction, "split": split, "n_train": len(sub),
+                    "n_train_patients": len(np.unique(inp.patients[sub])),
+                    **point_estimates(inp.datasets[split].y, p), "best_epoch": fitted.best_epoch,
+                    "epochs_run": len(fitted.history), "train_seconds": seconds,
+                })
+    results = pd.DataFrame(rows)
+    return FinetuneResult(results=results, curves=pd.concat(curves, ignore_index=True), scores=scores,
+                          metrics=_headline(results, inp.labels, cfg), labels=inp.labels)
+
+
+def point_estimates(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Macro AUROC / AUPRC over evaluable labels of targets (N, L) and probabilities (N, L), with n and n_labels."""
+    return {"n": int(len(y)), "n_labels": int(evaluate.evaluable(y).sum()),
+            **{metric: evaluate.macro(y, p, metric) for metric in evaluate.METRICS}}
+
+
+def _headline(results: pd.DataFrame, labels: list[str], cfg: FinetuneConfig) -> dict[str, Any]:
+    """Task, label count, protocol, and point macro AUROC / AUPRC per split, strategy and fraction."""
+    metrics: dict[str, Any] = {"task": cfg.task, "n_labels": len(labels), "protocol": cfg.protocol()}
+    for row in results.itertuples():
+        metrics.setdefault(row.split, {})[f"{row.strategy}_{row.fraction:g}"] = {"auroc": row.auroc, "auprc": row.auprc}
+    return metrics
+
+
+def run(cfg, root: Path | None = None) -> FinetuneResult:
+    """The finetune stage: train, save classifiers and scores, write tables, curves and metrics.
+
+    ``cfg`` is ``ecgstudy.config.stage_config("finetune", params)``; outputs go under ``root`` (default: the
+    repository root): ``models/finetune/`` (classifiers, ``scores.npz``), ``reports/tables/finetune/results.csv``,
+    ``reports/plots/finetune/curves.csv`` and ``reports/metrics/finetune.json``.
+    """
+    out = stage_outputs("finetune", root, models=True, plots=True, figures=False)
+    store_dir = artifacts.store_path(cfg.data.curated, cfg.finetune.store, out.root)
+    encoder = artifacts.encoder_path(cfg.finetune.encoder, out.root)
+    result = train_all(cfg.finetune, store_dir, encoder, out.models, seed=cfg.seed)
+    result.scores.save(out.root / artifacts.FINETUNE_SCORES)
+    result.results.to_csv(out.tables / "results.csv", index=False)
+    result.curves.to_csv(out.plots / "curves.csv", index=False)
+    out.write_metrics(result.metrics)
+    return result

@@ -1,0 +1,307 @@
+"""Report stage: one self-contained HTML page assembling every stage's metrics, tables and figures.
+
+Reads, under the repository root (see :mod:`ecgstudy.stages.outputs`):
+
+- ``reports/metrics/<stage>.json``  -> metric tables (nested dicts of equal keys become one matrix table)
+- ``reports/tables/<stage>/*.csv``  -> HTML tables (long tables cut to ``max_table_rows``)
+- ``reports/figures/<stage>/*.png`` -> figures embedded as base64 PNG, each with a caption
+
+in stage order (``report.stages``: curate, pretrain, finetune, transfer, evaluate, latent, saliency; a
+listed stage without outputs on disk gets a "No outputs found" note, stages found on disk but not listed
+follow), with the run date, the git commit when available and the params.yaml used. Writes
+``reports/report.html``; nothing is fetched when the page is opened. Entry point: :func:`run`.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import html
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecgstudy import __version__
+from ecgstudy.paths import repo_root, resolve
+
+#: One-line summary of each stage shown under its heading.
+STAGE_INTROS: dict[str, str] = {
+    "curate": "Simulate (or read) the cohort, harmonise every record to the store's sampling rate and "
+              "length, run quality checks and split by patient.",
+    "pretrain": "Pretraining objectives compared on the same training records (supervised, contrastive CMSC+RLM, "
+                "masked reconstruction, wav2vec 2.0 masked prediction, ECG-FM's hybrid), each encoder scored by a "
+                "linear probe on the validation split against the same architecture at random initialisation; "
+                "the kept run's encoder feeds every later stage.",
+    "finetune": "Multi-label diagnosis: pretrained vs from scratch vs linear probe at several label "
+                "fractions (macro AUROC / AUPRC with bootstrap intervals).",
+    "transfer": "Rare conditions with small training sets: foundation encoder vs training from scratch.",
+    "evaluate": "Statistics from the scores that pretrain, finetune and transfer saved (no model is retrained): "
+                "bootstrap 95% intervals and paired comparisons of every model, and the figures drawn from them.",
+    "latent": "Embedding space of the pretrained encoder vs a random-init encoder of the same architecture: "
+              "UMAP by diagnosis and by site, and a k-NN probe.",
+    "saliency": "Attribution maps of a fine-tuned classifier, scored against the simulator's ground-truth "
+                "signature masks (simulated data) or, without ground truth (real data), described by the share "
+                "of attribution each lead carries per condition.",
+}
+#: Figure captions keyed by file-name pattern (fnmatch on the file name, first match wins).
+CAPTIONS: tuple[tuple[str, str], ...] = (
+    ("*gallery*.png", "One simulated 12-lead ECG per condition (25 mm/s, 10 mm/mV; lead II rhythm strip)."),
+    ("*interval*.png", "ECG intervals measured by neurokit2 on the curated signals, by condition."),
+    ("*loss*.png", "Pretraining loss per epoch of every run on the training and validation splits (one panel "
+                   "per run: the objectives' losses are on different scales)."),
+    ("probe_comparison.png", "Validation macro AUROC of a linear probe on each frozen pretrained encoder (coloured) "
+                             "and on the same architecture at random initialisation (grey); error bar: 95% paired "
+                             "bootstrap interval of the gain."),
+    ("*label_efficiency*.png", "Macro AUROC against the fraction of training patients whose labels were "
+                               "used, one line per strategy with its 95% bootstrap band, per evaluation split."),
+    ("transfer*.png", "Rare-condition AUROC against the number of training cases, foundation encoder vs "
+                      "training from scratch, with 95% bootstrap intervals."),
+    ("umap.png", "UMAP of test-split embeddings (plus the external site): pretrained encoder (left) vs a "
+                 "random-init encoder of the same architecture (right), coloured by diagnostic superclass "
+                 "(top) and by recording site (bottom). Legend counts refer to the drawn records."),
+    ("knn_probe_auroc.png", "Per-label AUROC of a k-nearest-neighbour probe fitted on training-split "
+                            "embeddings and scored on the test split (dashed line: chance)."),
+    ("saliency_scores.png", "Localisation of attribution against the ground-truth signature masks: mean "
+                            "over (record, condition) pairs with 95% bootstrap intervals; grey bars are "
+                            "the signal-magnitude and random reference maps, dashed lines chance."),
+    ("saliency_example_*.png", "Integrated-gradients attribution (heat) for the named condition on a "
+                               "held-out ECG; on simulated data, blue boxes outline where the simulator "
+                               "placed the condition's signature (real data has no such ground truth)."),
+    ("lead_attribution.png", "Share of integrated-gradients attribution carried by each lead, per condition "
+                             "(rows sum to 1; the colour-bar line marks the uniform 1/12). No ground truth: "
+                             "a description of which leads the model uses, not a score."),
+    ("synthetic_check*.png", "Scoring check on a synthetic task whose label depends only on a bump in V2 "
+                             "between 3 and 4 s."),
+)
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:2px solid #c62828;padding-bottom:.15em;margin-top:2em}
+h3{font-size:1.05em;margin:1.2em 0 .4em}.meta{color:#555;font-size:.9em}
+table.data{border-collapse:collapse;font-size:.82em;margin:.4em 0 1em}
+table.data th,table.data td{border:1px solid #ddd;padding:.25em .55em;text-align:right}
+table.data th{background:#f6f6f6}table.data td:first-child,table.data th:first-child{text-align:left}
+figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.88em;color:#444;margin-top:.3em}pre{background:#f7f7f7;padding:1em;overflow-x:auto;
+font-size:.8em}.note{color:#777;font-style:italic;font-size:.88em}nav a{margin-right:1em}
+"""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """params.yaml section ``report``."""
+
+    title: str = "ecgstudy: ECG foundation models on a simulated 12-lead cohort"  # page heading
+    output: str = "reports/report.html"  # written page (relative to the repository root)
+    stages: tuple[str, ...] = ("curate", "pretrain", "finetune", "transfer", "evaluate", "latent", "saliency")  # order
+    max_table_rows: int = 40  # longer tables are cut in the page (the CSV keeps every row)
+    float_digits: int = 3  # decimals shown in tables
+    params_file: str = "params.yaml"  # parameters dumped at the end of the page
+
+    def validate(self) -> None:
+        if self.max_table_rows < 1 or self.float_digits < 0:
+            raise ValueError("max_table_rows must be >= 1 and float_digits >= 0")
+
+
+def caption_for(stage: str, name: str) -> str:
+    """Caption of figure file ``name`` of ``stage``: from :data:`CAPTIONS`, else a generic one."""
+    for pattern, text in CAPTIONS:
+        if fnmatch.fnmatch(name, pattern):
+            return text
+    return f"{stage}: {Path(name).stem.replace('_', ' ')}."
+
+
+def git_commit(root: Path) -> str:
+    """``<commit>`` (plus ``, uncommitted changes`` when the tree is dirty), or ``not available``."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "not available"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + (", uncommitted changes" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "not available"
+
+
+def _natural_key(path: Path) -> list:
+    """Sort ``example_2`` before ``example_10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts/lists -> ``{"a.b": scalar}`` (lists of scalars joined into one string)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list):
+        if all(_is_scalar(v) for v in value):
+            return {prefix: ", ".join(str(v) for v in value)}
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+_BOUNDS = {"_low": 1, "_lo": 1, "_high": 2, "_hi": 2}
+
+
+def _column_order(columns: list[str]) -> list[str]:
+    """Keep first-appearance order of each quantity, its ``_low``/``_lo`` bound next, then ``_high``/``_hi``
+    (metrics JSON keys are sorted, which would put ``x_high`` before ``x_low``)."""
+    def split(column: str) -> tuple[str, int]:
+        for suffix, rank in _BOUNDS.items():
+            if column.endswith(suffix):
+                return column[: -len(suffix)], rank
+        return column, 0
+
+    bases: list[str] = []
+    for c in columns:
+        base = split(c)[0]
+        if base not in bases:
+            bases.append(base)
+    return sorted(columns, key=lambda c: (bases.index(split(c)[0]), split(c)[1]))
+
+
+def metrics_tables(metrics: dict[str, Any]) -> list[tuple[str, pd.DataFrame]]:
+    """Tables of one metrics JSON: a matrix for each group of sub-dicts sharing the same scalar keys
+    (e.g. one row per encoder or method), and a key/value table of everything else."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict) and value and all(_is_scalar(v) for v in value.values()):
+            groups.setdefault(tuple(value), []).append(key)
+    tables, used = [], set()
+    for columns, keys in groups.items():
+        if len(keys) >= 2:
+            matrix = pd.DataFrame([metrics[k] for k in keys], index=keys, columns=_column_order(list(columns)))
+            tables.append(("", matrix.rename_axis("").reset_index()))
+            used.update(keys)
+    rest = _flatten({k: v for k, v in metrics.items() if k not in used})
+    if rest:
+        tables.insert(0, ("", pd.DataFrame({"metric": list(rest), "value": list(rest.values())})))
+    return tables
+
+
+def table_html(table: pd.DataFrame, max_rows: int, digits: int) -> str:
+    """An HTML table (values escaped), cut to ``max_rows`` rows with a note."""
+    shown = table.head(max_rows).copy()
+    for column in shown.columns[shown.dtypes == object]:  # JSON nulls show as "-" like NaN
+        shown[column] = [np.nan if v is None else v for v in shown[column]]
+    body = shown.to_html(index=False, border=0, classes="data", na_rep="-", escape=True,
+                         float_format=lambda v: f"{v:.{digits}f}")
+    if len(table) > max_rows:
+        body += f'<p class="note">First {max_rows} of {len(table)} rows.</p>'
+    return body
+
+
+def figure_html(path: Path, caption: str) -> str:
+    """A <figure> with the PNG embedded as base64 and an escaped caption."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>{html.escape(path.name)}</b>: {html.escape(caption)}</figcaption></figure>")
+
+
+def stage_section(root: Path, stage: str, cfg: ReportConfig) -> str:
+    """HTML of one stage: intro, metrics, figures, tables (whatever exists on disk)."""
+    reports = root / "reports"
+    parts = [f'<h2 id="{html.escape(stage)}">{html.escape(stage)}</h2>']
+    if stage in STAGE_INTROS:
+        parts.append(f"<p>{html.escape(STAGE_INTROS[stage])}</p>")
+    notebook = reports / "notebooks" / f"{stage}.ipynb"
+    if notebook.is_file():
+        parts.append(f'<p class="meta">Executed notebook: <a href="notebooks/{stage}.ipynb">'
+                     f"reports/notebooks/{stage}.ipynb</a></p>")
+    found = False
+    metrics_file = reports / "metrics" / f"{stage}.json"
+    if metrics_file.is_file():
+        found = True
+        try:
+            metrics = json.loads(metrics_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{metrics_file}: not valid JSON ({exc})") from exc
+        parts.append("<h3>Metrics</h3>")
+        if isinstance(metrics, dict):
+            parts += [table_html(t, cfg.max_table_rows, cfg.float_digits) for _, t in metrics_tables(metrics)]
+        else:
+            parts.append(f"<pre>{html.escape(json.dumps(metrics, indent=2))}</pre>")
+    for png in sorted((reports / "figures" / stage).glob("*.png"), key=_natural_key):
+        found = True
+        parts.append(figure_html(png, caption_for(stage, png.name)))
+    for csv in sorted((reports / "tables" / stage).glob("*.csv"), key=_natural_key):
+        found = True
+        try:
+            table = pd.read_csv(csv)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{csv}: not a readable CSV table ({exc})") from exc
+        parts.append(f"<h3>{html.escape(csv.stem.replace('_', ' '))}</h3>")
+        parts.append(table_html(table, cfg.max_table_rows, cfg.float_digits))
+    if not found:
+        parts.append('<p class="note">No outputs found for this stage.</p>')
+    return "\n".join(parts)
+
+
+def _stages_on_disk(root: Path) -> list[str]:
+    reports = root / "reports"
+    names = {p.stem for p in (reports / "metrics").glob("*.json")}
+    for kind in ("figures", "tables"):
+        names |= {p.name for p in (reports / kind).glob("*") if p.is_dir()}
+    return sorted(names)
+
+
+def build_report(cfg: ReportConfig, root: Path | None = None, now: datetime | None = None) -> Path:
+    """Assemble the HTML report and write it to ``cfg.output``; returns its path.
+
+    Parameters
+    ----------
+    cfg : report section of params.yaml.
+    root : repository root (default :func:`ecgstudy.paths.repo_root`).
+    now : run date shown (default: the current UTC time).
+    """
+    root = root or repo_root()
+    now = now or datetime.now(timezone.utc)
+    stages = list(cfg.stages) + [s for s in _stages_on_disk(root) if s not in cfg.stages and s != "report"]
+    params_path = resolve(cfg.params_file, root)
+    params_text = params_path.read_text() if params_path.is_file() else f"({cfg.params_file} not found)"
+    nav = " ".join(f'<a href="#{html.escape(s)}">{html.escape(s)}</a>' for s in stages)
+    body = [
+        f"<h1>{html.escape(cfg.title)}</h1>",
+        f'<p class="meta">Run {now.strftime("%Y-%m-%d %H:%M %Z")} &middot; git commit '
+        f"{html.escape(git_commit(root))} &middot; ecgstudy {html.escape(__version__)}</p>",
+        f"<nav>{nav} <a href=\"#params\">params</a></nav>",
+        *(stage_section(root, s, cfg) for s in stages),
+        f'<h2 id="params">Parameters ({html.escape(cfg.params_file)})</h2>',
+        f"<pre>{html.escape(params_text)}</pre>",
+    ]
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(cfg.title)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    out = resolve(cfg.output, root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def run(cfg: SimpleNamespace, root: Path | None = None) -> Path:
+    """The report stage: assemble every stage's outputs into ``report.output``; returns the page's path.
+
+    Parameters
+    ----------
+    cfg : ``ecgstudy.config.stage_config("report", params)`` (attribute ``report``).
+    root : repository root the stages' outputs are read from (default :func:`ecgstudy.paths.repo_root`).
+    """
+    return build_report(cfg.report, root)

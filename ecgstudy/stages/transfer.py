@@ -1,0 +1,350 @@
+"""Rare-disease transfer stage: does a pretrained encoder help when only a handful of cases exist?
+
+Mirrors the UCSF rare-disease experiment at small scale. For each rare condition of the rare store
+(column ``case_control_set``), its patients are split once (seeded, stratified by case/control) into a
+training pool and a held-out test part. From the pool, training sets of ``n`` cases (plus controls in the
+set's case:control ratio, whole patients only) are drawn, ``repeats`` times with different seeds, and
+each strategy is trained on them:
+
+================  ==========================================================================
+foundation        pretrained encoder + linear head, fine-tuned end to end
+foundation_probe  pretrained encoder frozen, logistic head on its pooled features
+scratch           the same architecture from random initialisation, trained end to end
+================  ==========================================================================
+
+There is no validation split in sets this small, so every run trains for a fixed number of steps (no
+model selection at all, so nothing can peek at the test part). The test part is scored with AUROC; the
+stage reports the mean over repeats and saves every run's test probabilities (``models/transfer/scores.npz``);
+the evaluate stage adds the 95% bootstrap interval over test records (each resample scores every repeat)
+and the paired difference foundation - scratch on the same resamples.
+
+With a real dataset the rare store is drawn from the main store by the curate stage
+(:mod:`ecgstudy.data.rare_sets`), so the encoder may have been pretrained on some of the sets' signals (and,
+with a supervised objective, labels: :func:`train_all` warns and records it). When no set was
+configured there is no rare store; ``require_store=False`` then returns an explicit empty result
+(:func:`empty_result`) instead of failing, so the stage still writes every output.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ecgstudy.data.store import ECGDataset, Store
+from ecgstudy.engine import evaluate
+from ecgstudy.engine.probes import embed_dataset, fresh_encoder, pos_weights, train_full, train_probe
+from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.engine.train import TrainConfig, predict, resolve_device
+from ecgstudy.paths import resolve
+from ecgstudy.stages import artifacts
+from ecgstudy.stages.common import open_store_and_model
+from ecgstudy.stages.outputs import stage_outputs
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("foundation", "foundation_probe", "scratch")
+SET_COLUMN = "case_control_set"
+#: Columns of the result tables (also of the empty tables written when there is no set).
+COLUMNS = {
+    "results": ["condition", "n_cases", "strategy", "auroc", "auroc_sd_repeats", "repeats", "n_test"],
+    "runs": ["condition", "n_cases", "n_train", "strategy", "repeat", "auroc", "seconds"],
+    "sets": ["condition", "pool_cases", "pool_controls", "test_cases", "test_controls"],
+}
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """params.yaml ``transfer`` section."""
+
+    store: str = "rare"  # rare case-control store folder under data.curated
+    encoder: str = "keep"  # pretraining run whose encoder is transferred: keep = pretrain.keep, or a pretrain.runs name
+    conditions: list[str] = field(default_factory=list)  # rare conditions to run (empty = every set in the store)
+    n_train_cases: list[int | Literal["all"]] = field(default_factory=lambda: [10, 20, "all"])  # cases per training set
+    test_frac: float = 0.3  # share of each set's patients held out for testing (stratified case/control)
+    repeats: int = 3  # training sets drawn (and models trained) per size, each with its own seed
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # foundation (fine-tuned pretrained encoder), foundation_probe (frozen, logistic head), scratch (same net, random init)
+    crop_s: float = 4.0  # random training crops (s), also an augmentation; testing uses whole 10 s records
+    optim: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=1, min_steps=30, batch_size=32, lr=1e-3, warmup_frac=0.1, progress=False)
+    )  # a fixed 30 steps per run (no validation data to stop on): ~1.3 s per run on 2 cores
+    probe: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=1, min_steps=200, batch_size=64, lr=1e-2, warmup_frac=0.0, bf16=False, progress=False
+        )
+    )  # logistic head on cached features
+    dropout: float = 0.1  # dropout before the head when fine-tuning
+    num_threads: int = 0  # torch CPU threads (0 = torch default)
+
+    def validate(self) -> None:
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad or not self.strategies:
+            raise ValueError(f"unknown strategies {bad}; valid: {list(STRATEGIES)}")
+        if not self.n_train_cases or any(n != "all" and n < 1 for n in self.n_train_cases):
+            raise ValueError(f"n_train_cases {self.n_train_cases}: positive integers or 'all'")
+        if not 0 < self.test_frac < 1 or self.repeats < 1 or self.crop_s <= 0:
+            raise ValueError("test_frac must be in (0, 1), repeats >= 1, crop_s > 0")
+
+
+@dataclass
+class TransferResult:
+    """Tables, scores and headline metrics of :func:`train_all` (intervals: the evaluate stage)."""
+
+    results: pd.DataFrame  # condition x n_cases x strategy: mean test AUROC over repeats, their spread
+    runs: pd.DataFrame  # one row per trained model: condition, n_cases, strategy, repeat, auroc, seconds
+    sets: pd.DataFrame  # per condition: cases/controls in the training pool and test part
+    metrics: dict[str, Any]  # for reports/metrics/transfer.json
+    scores: ScoreFile = field(default_factory=ScoreFile)  # test-part probabilities of every run (models/transfer/scores.npz)
+
+
+def split_patients(is_case: np.ndarray, patients: np.ndarray, test_frac: float, rng: np.random.Generator) -> np.ndarray:
+    """Bool (N,) test membership: ``test_frac`` of case patients and of control patients (whole patients).
+
+    A patient counts as a case patient when any of their records is a case.
+    """
+    frame = pd.DataFrame({"patient": patients, "case": is_case})
+    per_patient = frame.groupby("patient", sort=True)["case"].any()
+    test: set[str] = set()
+    for flag in (True, False):
+        group = per_patient.index[per_patient.to_numpy() == flag].to_numpy()
+        n_test = int(round(test_frac * len(group)))
+        if len(group) >= 2:
+            n_test = min(max(n_test, 1), len(group) - 1)  # both parts keep at least one patient
+        test.update(rng.permutation(group)[:n_test].tolist())
+    return np.isin(patients, list(test))
+
+
+def draw_training_set(
+    is_case: np.ndarray, patients: np.ndarray, pool: np.ndarray, n_cases: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Store rows of ``n_cases`` case patients and their share of control patients from ``pool`` rows.
+
+    Controls are drawn in the pool's control:case patient ratio (at least one). Returns sorted rows.
+    """
+    pool = np.asarray(pool)
+    case_patients = np.unique(patients[pool][is_case[pool]])
+    control_patients = np.setdiff1d(np.unique(patients[pool]), case_patients)
+    n_cases = min(n_cases, len(case_patients))
+    n_controls = min(len(control_patients), max(1, int(round(n_cases * len(control_patients) / max(len(case_patients), 1)))))
+    chosen = np.r_[rng.permutation(case_patients)[:n_cases], rng.permutation(control_patients)[:n_controls]]
+    return np.sort(pool[np.isin(patients[pool], chosen)])
+
+
+def _sizes(requested: list[int | str], available: int) -> list[int]:
+    """Case counts to run: requested sizes clamped to what the pool has, duplicates removed, ascending."""
+    sizes = {available if n == "all" else min(int(n), available) for n in requested}
+    return sorted(s for s in sizes if s > 0)
+
+
+def empty_result(reason: str) -> TransferResult:
+    """The stage's result when there is nothing to run: empty tables (with their columns) and metrics
+    ``{"status": "no rare-disease sets", "reason": reason, "n_conditions": 0}``."""
+    tables = {name: pd.DataFrame(columns=cols) for name, cols in COLUMNS.items()}
+    return TransferResult(**tables, metrics={"status": "no rare-disease sets", "reason": reason, "n_conditions": 0})
+
+
+def missing_sets_reason(store_dir: str | Path) -> str | None:
+    """Why ``store_dir`` offers no rare-disease set to run (no store, no ``case_control_set`` column, no
+    set in it), or None when it has sets."""
+    store_dir = Path(store_dir)
+    if not (store_dir / "meta.json").is_file():
+        return (f"no rare-disease sets configured: no rare store at {_shown(store_dir)} (a real dataset gets one "
+                "only from curate.rare_sets.codes with enough cases; see reports/tables/curate/rare_sets.csv)")
+    import pyarrow.parquet as pq
+
+    if SET_COLUMN not in pq.read_schema(store_dir / "records.parquet").names:
+        return f"{_shown(store_dir)}: records.parquet has no {SET_COLUMN!r} column; not a rare case-control store"
+    sets = pd.read_parquet(store_dir / "records.parquet", columns=[SET_COLUMN])[SET_COLUMN].dropna()
+    return None if len(sets) else f"{_shown(store_dir)}: no record belongs to a case-control set"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository root when inside it (metrics must not hold machine paths)."""
+    from ecgstudy.paths import repo_root
+
+    try:
+        return str(path.resolve().relative_to(repo_root()))
+    except (ValueError, FileNotFoundError):
+        return str(path)
+
+
+def pretraining_overlap(conditions: list[str], encoder_info: dict[str, Any], label_info: dict[str, dict]) -> dict[str, list[str]]:
+    """{condition: pretraining labels that are the condition or its diagnostic (sub)class}.
+
+    A supervised pretraining objective stores its label names in the checkpoint's
+    ``extra["pretraining_labels"]``; a self-supervised one stores none (empty result).
+    """
+    seen = set(encoder_info.get("extra", {}).get("pretraining_labels") or [])
+    out = {}
+    for cond in conditions:
+        info = label_info.get(cond, {})
+        related = {cond, info.get("diagnostic_subclass") or "", info.get("diagnostic_class") or ""} - {""}
+        if related & seen:
+            out[cond] = sorted(related & seen)
+    return out
+
+
+@dataclass
+class _Condition:
+    """One rare condition's set: its store rows, case flags, test part and training pool."""
+
+    name: str
+    index: int  # position among the conditions run (seeds the split and the draws)
+    rows: np.ndarray  # store rows of the set
+    is_case: np.ndarray  # (N_store,) bool
+    pool: np.ndarray  # training-pool rows
+    test: np.ndarray  # held-out test rows
+
+
+def _split_condition(store: Store, cond: str, k: int, patients: np.ndarray, cfg: TransferConfig, seed: int,
+                     store_dir) -> _Condition:
+    """Split a condition's set once (seeded by ``[seed, k]``) into a training pool and a test part."""
+    rows = np.flatnonzero(store.records[SET_COLUMN].astype(str).to_numpy() == cond)
+    is_case = store.records[f"y_{cond}"].to_numpy() == 1
+    test_mask = split_patients(is_case[rows], patients[rows], cfg.test_frac, np.random.default_rng([seed, k]))
+    part = _Condition(cond, k, rows, is_case, rows[~test_mask], rows[test_mask])
+    y_test = is_case[part.test]
+    if y_test.min() == y_test.max():
+        raise ValueError(f"{store_dir}: the {cond} test part lacks cases or controls ({len(part.test)} records)")
+    return part
+
+
+def _fit_one(cfg: TransferConfig, store: Store, cond: _Condition, strategy: str, train_rows: np.ndarray, n_cases: int,
+             run_seed: int, pretrained, info: dict, probe_features, crop: int, device) -> np.ndarray:
+    """Train ``strategy`` on ``train_rows`` and return its test-part probabilities (N_test, 1)."""
+    y_train = cond.is_case[train_rows].astype(np.float32)[:, None]
+    weight = pos_weights(y_train)
+    if strategy == "foundation_probe":
+        z, position = probe_features
+        model, _ = train_probe(pretrained, z[[position[r] for r in train_rows]], y_train, None, None, cfg.probe,
+                               seed=run_seed, pos_weight=weight)
+        with torch.no_grad():
+            return torch.sigmoid(model.head(torch.as_tensor(z[[position[r] for r in cond.test]]))).numpy()
+    encoder = fresh_encoder(info["spec"], run_seed)
+    if strategy == "foundation":
+        encoder.load_state_dict(pretrained.state_dict())
+    train_set = ECGDataset(store, train_rows, labels=[cond.name], crop=crop, random_crop=True, seed=run_seed)
+    model, _ = train_full(encoder, train_set, None, 1, cfg.optim, seed=run_seed, dropout=cfg.dropout,
+                          pos_weight=weight, desc=f"{cond.name} {strategy} n={n_cases}")
+    test_set = ECGDataset(store, cond.test, labels=[cond.name])
+    logits, _ = predict(lambda b: model(b["x"], b["lead_mask"].bool()), test_set, device=device, bf16=cfg.optim.bf16, keys=())
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients: np.ndarray, pretrained, info: dict,
+                   scores: ScoreFile, seed: int, crop: int, device) -> tuple[list[dict], list[dict]]:
+    """Every size x repeat x strategy of one condition: (run rows, result rows); scores join ``scores``."""
+    y_test = cond.is_case[cond.test].astype(np.int8)[:, None]
+    scores.add_group(cond.name, y_test, patients[cond.test], [cond.name])
+    probe_features = None
+    if "foundation_probe" in cfg.strategies:
+        z = embed_dataset(pretrained, ECGDataset(store, cond.rows, labels=[cond.name]), bf16=cfg.optim.bf16, device=device)
+        probe_features = (z, {r: i for i, r in enumerate(cond.rows)})
+    n_pool_cases = len(np.unique(patients[cond.pool][cond.is_case[cond.pool]]))
+    runs, by_model = [], {}
+    for n_cases in _sizes(cfg.n_train_cases, n_pool_cases):
+        for repeat in range(cfg.repeats):
+            run_seed = int(np.random.default_rng([seed, cond.index, repeat]).integers(2**31))
+            train_rows = draw_training_set(cond.is_case, patients, cond.pool, n_cases,
+                                           np.random.default_rng([seed, cond.index, repeat]))
+            for strategy in cfg.strategies:
+                start = time.perf_counter()
+                p = _fit_one(cfg, store, cond, strategy, train_rows, n_cases, run_seed, pretrained, info,
+                             probe_features, crop, device)
+                scores.add((f"n{n_cases}", strategy, f"r{repeat}"), cond.name, p)
+                by_model.setdefault((n_cases, strategy), []).append(evaluate.macro(y_test, p))
+                runs.append({"condition": cond.name, "n_cases": n_cases, "n_train": len(train_rows), "strategy": strategy,
+                             "repeat": repeat, "auroc": by_model[(n_cases, strategy)][-1],
+                             "seconds": time.perf_counter() - start})
+    results = [{"condition": cond.name, "n_cases": n, "strategy": s, "auroc": float(np.mean(a)),
+                "auroc_sd_repeats": float(np.std(a)), "repeats": len(a), "n_test": len(cond.test)}
+               for (n, s), a in by_model.items()]
+    return runs, results
+
+
+def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Path, *, seed: int,
+              require_store: bool = True) -> TransferResult:
+    """Train and test every strategy on every rare condition, size and repeat.
+
+    Parameters
+    ----------
+    cfg
+        The transfer section.
+    store_dir
+        Rare case-control store: signals (N, 12, T) at fs Hz, ``case_control_set`` and ``y_<COND>`` columns.
+    encoder_path
+        Pretrained encoder checkpoint; its preprocessing spec must match the store's.
+    seed
+        Seeds the test split, the training-set draws, initialisation and training.
+    require_store
+        True (the simulated cohort, which always has sets): a missing or set-less store is an error.
+        False (a real dataset, whose sets are optional): it gives :func:`empty_result` with the reason.
+    """
+    reason = missing_sets_reason(store_dir)
+    if reason is not None:
+        if require_store:
+            raise ValueError(reason)
+        log.warning("transfer: %s", reason)
+        return empty_result(reason)
+    store, pretrained, info = open_store_and_model(store_dir, encoder_path, num_threads=cfg.num_threads)
+    present = sorted(store.records[SET_COLUMN].dropna().astype(str).unique())
+    conditions = list(cfg.conditions) or present
+    unknown = [c for c in conditions if c not in present or f"y_{c}" not in store.records.columns]
+    if unknown:
+        raise ValueError(f"{store_dir}: condition(s) {unknown} lack a {SET_COLUMN} set or y_ column; sets: {present}")
+    overlap = pretraining_overlap(conditions, info, store.meta.get("label_info", {}))
+    for cond, names in overlap.items():
+        log.warning("transfer: the encoder %s was pretrained with label(s) %s covering %s: its 'foundation' "
+                    "results are not a clean rare-disease transfer", encoder_path, names, cond)
+    patients = store.records["patient_id"].astype(str).to_numpy()
+    crop = min(int(round(cfg.crop_s * store.fs)), store.n_samples)
+    device = resolve_device(cfg.optim.device)
+    scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}})
+    run_rows, set_rows, result_rows = [], [], []
+    for k, name in enumerate(conditions):
+        cond = _split_condition(store, name, k, patients, cfg, seed, store_dir)
+        y_pool, y_test = cond.is_case[cond.pool], cond.is_case[cond.test]
+        set_rows.append({"condition": name, "pool_cases": int(y_pool.sum()), "pool_controls": int((~y_pool).sum()),
+                         "test_cases": int(y_test.sum()), "test_controls": int((~y_test).sum())})
+        runs, results = _run_condition(cfg, store, cond, patients, pretrained, info, scores, seed, crop, device)
+        run_rows += runs
+        result_rows += results
+    results = pd.DataFrame(result_rows, columns=COLUMNS["results"])
+    metrics = _headline(results)
+    if overlap:
+        metrics["pretraining_labels_overlap"] = dict(scores.meta["overlap"])
+    return TransferResult(results=results, runs=pd.DataFrame(run_rows, columns=COLUMNS["runs"]),
+                          sets=pd.DataFrame(set_rows, columns=COLUMNS["sets"]), metrics=metrics, scores=scores)
+
+
+def _headline(results: pd.DataFrame) -> dict[str, Any]:
+    """{condition: {"<strategy>_n<cases>": {auroc: mean test AUROC over repeats}}}."""
+    metrics: dict[str, Any] = {}
+    for row in results.itertuples():
+        metrics.setdefault(row.condition, {})[f"{row.strategy}_n{row.n_cases}"] = {"auroc": row.auroc}
+    return metrics
+
+
+def run(cfg, root: Path | None = None) -> TransferResult:
+    """The transfer stage: train every run, save the test-part scores, write tables and metrics.
+
+    ``cfg`` is ``ecgstudy.config.stage_config("transfer", params)``. With the simulated cohort a rare store
+    is required; a real dataset's sets are optional (``curate.rare_sets``): without them the stage writes
+    empty tables and metrics that say why. Outputs: ``models/transfer/scores.npz``,
+    ``reports/tables/transfer/{results,runs,sets}.csv``, ``reports/metrics/transfer.json``.
+    """
+    out = stage_outputs("transfer", root, models=True, figures=False)
+    store_dir = resolve(cfg.data.curated, out.root) / cfg.transfer.store
+    result = train_all(cfg.transfer, store_dir, artifacts.encoder_path(cfg.transfer.encoder, out.root), seed=cfg.seed,
+                       require_store=cfg.data.source == "simulated")
+    result.scores.save(out.root / artifacts.TRANSFER_SCORES)
+    for name in ("results", "runs", "sets"):
+        getattr(result, name).to_csv(out.tables / f"{name}.csv", index=False)
+    out.write_metrics(result.metrics)
+    return result
