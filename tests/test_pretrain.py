@@ -116,8 +116,10 @@ def test_registry_builds_objectives_for_their_encoders():
 
 
 def test_config_rejects_bad_runs():
-    with pytest.raises(config.ConfigError, match="test split"):
+    with pytest.raises(config.ConfigError, match=r"split\(s\) \['test'\] would leak"):
         config.from_dict(PretrainConfig, {"splits": ["train", "test"]}, "pretrain")
+    with pytest.raises(config.ConfigError, match=r"split\(s\) \['external'\] would leak"):
+        config.from_dict(PretrainConfig, {"splits": ["train", "external"]}, "pretrain")
     with pytest.raises(config.ConfigError, match="objective"):
         config.from_dict(PretrainConfig, {"runs": [{"name": "x", "objective": "simclr9"}], "keep": "x"}, "pretrain")
     with pytest.raises(config.ConfigError, match="needs arch"):

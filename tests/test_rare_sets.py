@@ -16,7 +16,9 @@ from ecgstudy.models import build_encoder
 from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
 from ecgstudy.data.rare_sets import RareSetsConfig, build_rare_store, draw_set
 from ecgstudy.data.store import Store
-from ecgstudy.stages.transfer import TransferConfig, run_transfer
+from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.stages.evaluate import Bootstrap, transfer_statistics
+from ecgstudy.stages.transfer import TransferConfig, train_all
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -153,10 +155,10 @@ def test_transfer_runs_on_a_built_store_and_says_when_there_is_none(built, tmp_p
                               preprocessing=preprocessing_spec(Store(out).meta), labels=[],
                               extra={"pretraining_labels": ["NORM", "LVH"]})
     cfg = config.from_dict(TransferConfig, {
-        "n_train_cases": [3], "repeats": 1, "strategies": ["scratch", "foundation_probe"], "n_boot": 20,
+        "n_train_cases": [3], "repeats": 1, "strategies": ["scratch", "foundation_probe"],
         "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False},
         "probe": {"epochs": 1, "min_steps": 10, "bf16": False, "progress": False}}, "transfer")
-    result = run_transfer(cfg, out, encoder, seed=0)
+    result = train_all(cfg, out, encoder, seed=0)
     assert set(result.results["condition"]) == {"AFIB", "LVH"}
     assert np.isfinite(result.results["auroc"]).all()
     assert (result.sets[["pool_cases", "test_cases", "test_controls"]] > 0).all().all()
@@ -164,12 +166,11 @@ def test_transfer_runs_on_a_built_store_and_says_when_there_is_none(built, tmp_p
 
     missing = tmp_path / "no_rare"
     with pytest.raises(ValueError, match="no rare-disease sets configured"):
-        run_transfer(cfg, missing, encoder, seed=0)
-    empty = run_transfer(cfg, missing, encoder, seed=0, require_store=False)
+        train_all(cfg, missing, encoder, seed=0)
+    empty = train_all(cfg, missing, encoder, seed=0, require_store=False)
     assert empty.metrics["status"] == "no rare-disease sets" and "no rare store" in empty.metrics["reason"]
     paths = transfer.write_tables(empty, tmp_path / "tables")
     for name, path in paths.items():
         assert list(pd.read_csv(path).columns) == transfer.COLUMNS[name] and pd.read_csv(path).empty
-    stale = tmp_path / "transfer.png"
-    stale.write_bytes(b"old")
-    assert transfer.draw_comparison(empty, stale) is None and not stale.exists()
+    results, comparisons = transfer_statistics(ScoreFile.load(empty.scores.save(tmp_path / "scores.npz")), Bootstrap(), 0)
+    assert results.empty and comparisons.empty  # the evaluate stage then writes empty tables and no figure

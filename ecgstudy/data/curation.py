@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
+from ecgstudy.progress import tqdm  # widget bar in JupyterLab, plain text under papermill and CI
 
 from ecgstudy import __version__
 from ecgstudy.data import labels as lab, preprocess

@@ -40,9 +40,10 @@ STAGE_INTROS: dict[str, str] = {
                 "masked reconstruction, wav2vec 2.0 masked prediction, ECG-FM's hybrid), each encoder scored by a "
                 "linear probe on the validation split against the same architecture at random initialisation; "
                 "the kept run's encoder feeds every later stage.",
-    "finetune": "Multi-label diagnosis: pretrained vs from scratch vs linear probe at several label "
-                "fractions (macro AUROC / AUPRC with bootstrap intervals).",
-    "transfer": "Rare conditions with small training sets: foundation encoder vs training from scratch.",
+    "finetune": "Multi-label diagnosis: pretrained vs from scratch vs linear probes at several label "
+                "fractions; point macro AUROC / AUPRC here, intervals and comparisons under evaluate.",
+    "transfer": "Rare conditions with small training sets: foundation encoder vs training from scratch (mean "
+                "test AUROC over repeats here; intervals under evaluate).",
     "evaluate": "Statistics from the scores that pretrain, finetune and transfer saved (no model is retrained): "
                 "bootstrap 95% intervals and paired comparisons of every model, and the figures drawn from them.",
     "latent": "Embedding space of the pretrained encoder vs a random-init encoder of the same architecture: "
@@ -53,7 +54,7 @@ STAGE_INTROS: dict[str, str] = {
 }
 #: Figure captions keyed by file-name pattern (fnmatch on the file name, first match wins).
 CAPTIONS: tuple[tuple[str, str], ...] = (
-    ("*gallery*.png", "One simulated 12-lead ECG per condition (25 mm/s, 10 mm/mV; lead II rhythm strip)."),
+    ("ecg_per_condition*.png", "One 12-lead ECG per condition (25 mm/s, 10 mm/mV; lead II rhythm strip)."),
     ("*interval*.png", "ECG intervals measured by neurokit2 on the curated signals, by condition."),
     ("*loss*.png", "Pretraining loss per epoch of every run on the training and validation splits (one panel "
                    "per run: the objectives' losses are on different scales)."),

@@ -344,7 +344,14 @@ def run(cfg, root: Path | None = None) -> TransferResult:
     result = train_all(cfg.transfer, store_dir, artifacts.encoder_path(cfg.transfer.encoder, out.root), seed=cfg.seed,
                        require_store=cfg.data.source == "simulated")
     result.scores.save(out.root / artifacts.TRANSFER_SCORES)
-    for name in ("results", "runs", "sets"):
-        getattr(result, name).to_csv(out.tables / f"{name}.csv", index=False)
+    write_tables(result, out.tables)
     out.write_metrics(result.metrics)
     return result
+
+
+def write_tables(result: TransferResult, tables_dir: Path) -> dict[str, Path]:
+    """Write the results, per-run and set-size tables as CSV (with their columns even when empty)."""
+    paths = {name: Path(tables_dir) / f"{name}.csv" for name in COLUMNS}
+    for name, path in paths.items():
+        getattr(result, name).to_csv(path, index=False)
+    return paths

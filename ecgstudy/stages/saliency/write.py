@@ -57,7 +57,7 @@ def _write_validity(result: SaliencyResult, tables_dir: Path) -> dict[str, Path]
 def draw_summary(result: SaliencyResult, figures_dir: str | Path) -> Path:
     """The stage's summary figure: localisation scores per method (``saliency_scores.png``, ground truth)
     or integrated gradients' share of attribution per lead and condition (``lead_attribution.png``)."""
-    from ecgstudy.plots.ecg import plot_lead_attribution, plot_saliency_scores
+    from ecgstudy.plots.saliency import plot_lead_attribution, plot_saliency_scores
 
     figures_dir = Path(figures_dir)
     name, stale = ("saliency_scores", "lead_attribution") if result.ground_truth else ("lead_attribution", "saliency_scores")
