@@ -24,10 +24,10 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     store = build_store(root / "main", 160, seed=2)
-    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False)), store, root / "pre", seed=0)
+    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False)), store, root / "pre", seed=0)
     cfg = FinetuneConfig(
         fractions=[0.3, 1.0], min_positives=3,
-        optim=TrainConfig(epochs=2, batch_size=32, progress=False, max_evals=2),
+        optim=TrainConfig(epochs=2, batch_size=32, progress=False, max_evals=2, bf16=False),
         probe=TrainConfig(epochs=30, batch_size=64, lr=1e-2, bf16=False, progress=False),
     )
     result = train_all(cfg, store, pre.checkpoint, root / "models", seed=0)
@@ -83,7 +83,7 @@ def test_checkpoints_reproduce_the_reported_predictions(setup):
 
     tl = task_labels(store, "all", 3, within=store.indices("train"))
     test = [i for i in store.indices("test") if tl.keep[i]]
-    logits, fields = predict(lambda b: model(b["x"], b["lead_mask"].bool()), ECGDataset(store, test, labels=tl.y), bf16=True)
+    logits, fields = predict(lambda b: model(b["x"], b["lead_mask"].bool()), ECGDataset(store, test, labels=tl.y), bf16=False)  # as the stage predicted (optim.bf16)
     from ecgstudy.engine import evaluate
 
     row = res.results.query("strategy == 'scratch' and fraction == 1.0 and split == 'test'").iloc[0]
@@ -130,7 +130,7 @@ def test_saved_scores_give_the_same_statistics_and_figure(setup, tmp_path):
 def test_same_seed_same_numbers(setup):
     cfg = FinetuneConfig(
         strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, eval_splits=["test"],
-        optim=TrainConfig(epochs=1, batch_size=32, progress=False), probe=TrainConfig(epochs=5, bf16=False, progress=False),
+        optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False), probe=TrainConfig(epochs=5, bf16=False, progress=False),
     )
     a = train_all(cfg, setup["store"], setup["encoder"], setup["root"] / "again_a", seed=5)
     b = train_all(cfg, setup["store"], setup["encoder"], setup["root"] / "again_b", seed=5)

@@ -142,7 +142,7 @@ def store(tmp_path_factory):
 def _small(runs, keep, **kw):
     return PretrainConfig(
         runs=[PretrainRun(**r) for r in runs], keep=keep,
-        optim=TrainConfig(epochs=2, batch_size=16, progress=False),
+        optim=TrainConfig(epochs=2, batch_size=16, progress=False, bf16=False),
         probe=ProbeConfig(min_positives=2, optim=TrainConfig(epochs=5, batch_size=64, lr=0.01, bf16=False, progress=False)),
         **kw,
     )
@@ -180,7 +180,7 @@ def test_every_objective_runs_in_the_stage(store, tmp_path):
         {"name": "hybrid", "objective": "hybrid", "arch": "wav2vec2"},
     ]
     cfg = _small(runs, keep="hybrid", resume=False, objectives=ObjectiveOptions(supervised=SupervisedOptions(min_positives=2)))
-    cfg = dataclasses.replace(cfg, optim=TrainConfig(epochs=1, batch_size=16, progress=False))
+    cfg = dataclasses.replace(cfg, optim=TrainConfig(epochs=1, batch_size=16, progress=False, bf16=False))
     res = run_pretrain(cfg, store, tmp_path, seed=1)
     assert set(res.runs) == {"sup", "w2v", "hybrid"}
     for run in res.runs.values():

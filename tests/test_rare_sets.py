@@ -156,7 +156,7 @@ def test_transfer_runs_on_a_built_store_and_says_when_there_is_none(built, tmp_p
                               extra={"pretraining_labels": ["NORM", "LVH"]})
     cfg = config.from_dict(TransferConfig, {
         "n_train_cases": [3], "repeats": 1, "strategies": ["scratch", "foundation_probe"],
-        "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False},
+        "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False, "bf16": False},
         "probe": {"epochs": 1, "min_steps": 10, "bf16": False, "progress": False}}, "transfer")
     result = train_all(cfg, out, encoder, seed=0)
     assert set(result.results["condition"]) == {"AFIB", "LVH"}

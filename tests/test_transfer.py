@@ -22,11 +22,11 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("tr")
     main = build_store(root / "main", 100, seed=3)
     rare = build_store(root / "rare", rare_sets={"BRUGADA": 12, "HYPERK": 10}, seed=4)
-    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False)), main, root / "pre", seed=0)
+    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False)), main, root / "pre", seed=0)
     cfg = config.from_dict(
         TransferConfig,
         {"n_train_cases": [3, "all"], "repeats": 2,
-         "optim": {"epochs": 1, "min_steps": 4, "batch_size": 16, "progress": False},
+         "optim": {"epochs": 1, "min_steps": 4, "batch_size": 16, "progress": False, "bf16": False},
          "probe": {"epochs": 1, "min_steps": 30, "bf16": False, "progress": False}},
         "transfer",
     )
@@ -87,7 +87,7 @@ def test_same_seed_same_numbers(setup):
     cfg = config.from_dict(
         TransferConfig,
         {"conditions": ["HYPERK"], "n_train_cases": [3], "repeats": 1, "strategies": ["scratch", "foundation_probe"],
-         "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False},
+         "optim": {"epochs": 1, "min_steps": 2, "batch_size": 16, "progress": False, "bf16": False},
          "probe": {"epochs": 1, "min_steps": 10, "bf16": False, "progress": False}},
         "transfer",
     )

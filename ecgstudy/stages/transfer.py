@@ -351,6 +351,7 @@ def run(cfg, root: Path | None = None) -> TransferResult:
 
 def write_tables(result: TransferResult, tables_dir: Path) -> dict[str, Path]:
     """Write the results, per-run and set-size tables as CSV (with their columns even when empty)."""
+    Path(tables_dir).mkdir(parents=True, exist_ok=True)
     paths = {name: Path(tables_dir) / f"{name}.csv" for name in COLUMNS}
     for name, path in paths.items():
         getattr(result, name).to_csv(path, index=False)
