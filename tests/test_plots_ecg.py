@@ -6,7 +6,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ecgstudy.plots import ecg
+from ecgstudy.plots import ecg, saliency
 
 FS, T = 100.0, 1000
 
@@ -129,6 +129,6 @@ def test_saliency_score_bars():
     summary = pd.DataFrame({"method": ["integrated_gradients", "random"], "enrichment": [3.0, 1.0],
                             "enrichment_lo": [2.5, 0.9], "enrichment_hi": [3.5, 1.1], "auroc": [0.8, 0.5],
                             "pointing_hit_rate": [0.6, 0.1]})
-    fig = ecg._scores_figure(summary, ("pointing_hit_rate", "enrichment", "auroc"))
+    fig = saliency._scores_figure(summary, ("pointing_hit_rate", "enrichment", "auroc"))
     heights = [p.get_height() for p in fig.axes[1].patches]
     assert heights == [3.0, 1.0]
