@@ -36,7 +36,7 @@ def require(path: str | Path, producer: str, root: Path | None = None) -> Path:
     """``path`` (resolved from ``root``, default the repository root) if it exists, else :class:`MissingArtifact`."""
     full = resolve(path, root)
     if not full.exists():
-        raise MissingArtifact(f"{_shown(full)} not found: it is written by the {producer!r} stage; run it first "
+        raise MissingArtifact(f"{shown(full)} not found: it is written by the {producer!r} stage; run it first "
                               f"(`make repro STAGE={producer}`)")
     return full
 
@@ -90,7 +90,8 @@ def check_links(sections: dict[str, Any]) -> None:
                              f"= {list(finetune.fractions)}")
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
+    """``path`` relative to the repository root when inside it (messages and metrics hold no machine paths)."""
     try:
         return str(path.resolve().relative_to(repo_root()))
     except (ValueError, FileNotFoundError):

@@ -154,24 +154,14 @@ def missing_sets_reason(store_dir: str | Path) -> str | None:
     set in it), or None when it has sets."""
     store_dir = Path(store_dir)
     if not (store_dir / "meta.json").is_file():
-        return (f"no rare-disease sets configured: no rare store at {_shown(store_dir)} (a real dataset gets one "
+        return (f"no rare-disease sets configured: no rare store at {artifacts.shown(store_dir)} (a real dataset gets one "
                 "only from curate.rare_sets.codes with enough cases; see reports/tables/curate/rare_sets.csv)")
     import pyarrow.parquet as pq
 
     if SET_COLUMN not in pq.read_schema(store_dir / "records.parquet").names:
-        return f"{_shown(store_dir)}: records.parquet has no {SET_COLUMN!r} column; not a rare case-control store"
+        return f"{artifacts.shown(store_dir)}: records.parquet has no {SET_COLUMN!r} column; not a rare case-control store"
     sets = pd.read_parquet(store_dir / "records.parquet", columns=[SET_COLUMN])[SET_COLUMN].dropna()
-    return None if len(sets) else f"{_shown(store_dir)}: no record belongs to a case-control set"
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository root when inside it (metrics must not hold machine paths)."""
-    from ecgstudy.paths import repo_root
-
-    try:
-        return str(path.resolve().relative_to(repo_root()))
-    except (ValueError, FileNotFoundError):
-        return str(path)
+    return None if len(sets) else f"{artifacts.shown(store_dir)}: no record belongs to a case-control set"
 
 
 def pretraining_overlap(conditions: list[str], encoder_info: dict[str, Any], label_info: dict[str, dict]) -> dict[str, list[str]]:
