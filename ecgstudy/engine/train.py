@@ -59,7 +59,7 @@ class TrainConfig:
     warmup_frac: float = 0.1  # fraction of all steps with linear warmup from 0
     min_lr_frac: float = 0.01  # cosine decays to this fraction of the peak lr
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
-    bf16: bool = True  # torch.autocast bf16 (1.5-1.8x faster on this CPU, same loss)
+    bf16: bool = False  # torch.autocast bf16: fp32 by default (bf16 is ~6x slower on CPUs without native bf16, e.g. AVX2-only); the full (GPU) profile turns it on
     patience: int = 0  # early stop after this many validations without improvement (0 = never)
     max_evals: int = 0  # validate at most this many times, evenly spaced, last epoch included (0 = every epoch)
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda (under torchrun: cuda:LOCAL_RANK)
