@@ -11,7 +11,8 @@ level) reruns the statistics, never the training. One ``.npz`` file, readable wi
 - ``meta``: one JSON string of plain facts about the scores (task, protocol, ...);
 - ``scores/<k1>/<k2>/.../<group>``: (N, L) probabilities of one model (keys name the model, e.g.
   strategy and label fraction), in the dtype the model produced them (the statistics are bit-identical
-  to scoring in memory).
+  to scoring in memory). The last model key is the training repeat, ``r<k>`` (k = 0..R-1): the R
+  trainings of one arm (same settings, seed and label draw k) are found with :meth:`ScoreFile.repeats`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import json
+import re
 from typing import Any
 
 import numpy as np
 
 _SEP = "/"
+_REPEAT = re.compile(r"r(\d+)")
 
 
 @dataclass
@@ -60,6 +63,31 @@ class ScoreFile:
     def get(self, *key: str) -> np.ndarray:
         """Scores of (model keys..., group)."""
         return self.scores[tuple(key)]
+
+    def repeats(self, group: str) -> dict[tuple[str, ...], list[np.ndarray]]:
+        """The scores (N, L) on ``group`` of every arm, its repeats in order: ``{arm keys: [r0, r1, ...]}``.
+
+        Raises
+        ------
+        ValueError
+            A model key without a final ``r<k>``, or an arm whose repeats are not exactly r0..r{R-1}
+            (named with the keys found).
+        """
+        found: dict[tuple[str, ...], dict[int, np.ndarray]] = {}
+        for (*model, grp), value in self.scores.items():
+            if grp != group:
+                continue
+            match = _REPEAT.fullmatch(model[-1]) if model else None
+            if match is None:
+                raise ValueError(f"score key {(*model, grp)} does not end with a repeat id r<k>")
+            found.setdefault(tuple(model[:-1]), {})[int(match.group(1))] = value
+        out = {}
+        for arm, by_repeat in found.items():
+            if sorted(by_repeat) != list(range(len(by_repeat))):
+                raise ValueError(f"arm {arm} on {group!r}: repeats {sorted(f'r{k}' for k in by_repeat)} are not "
+                                 f"r0..r{len(by_repeat) - 1}")
+            out[arm] = [by_repeat[k] for k in range(len(by_repeat))]
+        return out
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.npz`` (no pickled objects)."""

@@ -41,6 +41,11 @@ def require(path: str | Path, producer: str, root: Path | None = None) -> Path:
     return full
 
 
+def stage_metrics(stage: str, root: Path | None = None) -> Path:
+    """Path of a stage's metrics JSON (``reports/metrics/<stage>.json``; may not exist yet)."""
+    return resolve(Path("reports") / "metrics" / f"{stage}.json", root)
+
+
 def encoder_path(run: str = KEEP, root: Path | None = None) -> Path:
     """Checkpoint of a pretraining run's encoder: ``encoder.pt`` for ``keep``, else ``<run>.pt``."""
     name = KEPT_ENCODER if run == KEEP else f"{run}.pt"

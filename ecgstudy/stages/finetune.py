@@ -290,7 +290,7 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
             )
             curves.append(fitted.history.assign(strategy=strategy, fraction=fraction))
             for split, p in preds.items():
-                scores.add((strategy, f"{fraction:g}"), split, p)
+                scores.add((strategy, f"{fraction:g}", "r0"), split, p)  # one training repeat (r<k>: engine.scores)
                 rows.append({
                     "strategy": strategy, "fraction": fraction, "split": split, "n_train": len(sub),
                     "n_train_patients": len(np.unique(inp.patients[sub])),

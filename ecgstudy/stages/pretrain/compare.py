@@ -59,7 +59,7 @@ def probe_comparison(
     -------
     One row per run: run, objective, encoder (arch-preset), auroc, random_auroc, diff (auroc -
     random_auroc), n_labels, n_val; and the validation probabilities (N_val, L) of every run (key
-    ``(run,)``) and random-init twin (key ``("random_init", arch-preset)``), group ``val``.
+    ``(run, "r0")``) and random-init twin (key ``("random_init", run, "r0")``), group ``val``.
     """
     from ecgstudy.data.store import ECGDataset
 
@@ -90,9 +90,9 @@ def probe_comparison(
         key = f"{info['spec']['arch']}-{info['spec']['preset']}"
         if key not in random_scores:
             random_scores[key] = probe_scores(random_init_like(info, seed))
-            kept.add(("random_init", key), "val", random_scores[key])
+        kept.add(("random_init", name, "r0"), "val", random_scores[key])  # each run's twin; r<k>: engine.scores
         scores = probe_scores(encoder)
-        kept.add((name,), "val", scores)
+        kept.add((name, "r0"), "val", scores)
         auroc, random_auroc = evaluate.macro(y_val, scores, "auroc"), evaluate.macro(y_val, random_scores[key], "auroc")
         out.append({
             "run": name, "objective": info["config"].get("objective", ""), "encoder": key, "auroc": auroc,
