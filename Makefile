@@ -16,7 +16,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 
-.PHONY: help venv study repro test test-fast lab lab-settings bench params clean-outputs
+.PHONY: help venv study repro test test-fast lab lab-settings bench params readme clean-outputs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ lab: $(LAB_SETTINGS) ## Open JupyterLab on the guided tour (notebooks/tour.py); 
 
 params: $(STAMP) ## Regenerate params.yaml from the code's defaults (PROFILE=ptbxl|cinc|code15|mimic for a real dataset)
 	python -m ecgstudy.params_file $(if $(PROFILE),--profile $(PROFILE))
+
+readme: $(STAMP) ## Regenerate README.md's results table from reports/metrics/evaluate.json
+	python -m ecgstudy.stages.evaluate.readme
 
 bench: $(STAMP) ## Run the benchmark scripts (print throughput numbers)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done

@@ -18,7 +18,7 @@ from ecgstudy.paths import repo_root
 ROOT = repo_root()
 PACKAGE = ROOT / "ecgstudy"
 #: Stages in DAG order (a stage may read earlier stages' outputs, never import any stage's code).
-STAGE_ORDER = ["curate", "pretrain", "finetune", "transfer", "evaluate", "latent", "saliency", "report"]
+STAGE_ORDER = ["curate", "pretrain", "finetune", "transfer", "latent", "saliency", "evaluate", "report"]
 #: Layers and what each may import (besides itself and the top-level plumbing: paths, config).
 LAYERS = {
     "data": set(),

@@ -8,7 +8,10 @@ Reads, under the repository root (see :mod:`ecgstudy.stages.outputs`):
 
 in stage order (``report.stages``: curate, pretrain, finetune, transfer, evaluate, latent, saliency; a
 listed stage without outputs on disk gets a "No outputs found" note, stages found on disk but not listed
-follow), with the run date, the git commit when available and the params.yaml used. Writes
+follow), with the run date, the git commit when available and the params.yaml used. Above every stage,
+the **results**: the claims table of ``reports/metrics/evaluate.json`` (one row per seed-paper claim, its
+number, interval, label-set size and verdict; :func:`results_section`), every verdict drawn alike so that a
+null or a negative result is as visible as a positive one. Writes
 ``reports/report.html``; nothing is fetched when the page is opened. Entry point: :func:`run`.
 """
 
@@ -93,6 +96,11 @@ table.data th{background:#f6f6f6}table.data td:first-child,table.data th:first-c
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.88em;color:#444;margin-top:.3em}pre{background:#f7f7f7;padding:1em;overflow-x:auto;
 font-size:.8em}.note{color:#777;font-style:italic;font-size:.88em}nav a{margin-right:1em}
+table.claims td{text-align:left;vertical-align:top}table.claims td.num{text-align:right;white-space:nowrap}
+.verdict{display:inline-block;font-weight:700;font-size:1em;padding:.1em .5em;border:2px solid;border-radius:4px;
+white-space:nowrap}.v-reproduced{color:#1b5e20;border-color:#1b5e20}.v-not-reproduced{color:#b71c1c;
+border-color:#b71c1c}.v-inconclusive-at-this-scale{color:#6d4c00;border-color:#6d4c00}.v-not-evaluated{color:#555;
+border-color:#555}.summary{font-size:1.05em}
 """
 
 
@@ -217,6 +225,70 @@ def figure_html(path: Path, caption: str) -> str:
             f"<figcaption><b>{html.escape(path.name)}</b>: {html.escape(caption)}</figcaption></figure>")
 
 
+#: Key of the claims list in the evaluate stage's metrics (shown by :func:`results_section`, not in its tables).
+CLAIMS_KEY = "claims"
+
+
+def _number(value: Any, signed: bool = True) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if not np.isfinite(number) else (f"{number:+.3f}" if signed else f"{number:g}")
+
+
+def results_section(root: Path) -> str:
+    """HTML of the results: one row per seed-paper claim of ``reports/metrics/evaluate.json`` with its verdict.
+
+    Every verdict gets the same badge (size, weight, border; only the colour differs), and the summary line
+    counts each verdict, so "not reproduced" and "inconclusive" read as loudly as "reproduced".
+    """
+    parts = ['<h2 id="results">Results: the seed papers\' claims at this scale</h2>']
+    path = root / "reports" / "metrics" / "evaluate.json"
+    try:
+        metrics = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    claims = metrics.get(CLAIMS_KEY) if isinstance(metrics, dict) else None
+    if not claims:
+        parts.append('<p class="note">No results yet: the evaluate stage has not written its claims '
+                     "(reports/metrics/evaluate.json).</p>")
+        return "\n".join(parts)
+    counts: dict[str, int] = {}
+    for claim in claims:
+        counts[claim.get("verdict", "")] = counts.get(claim.get("verdict", ""), 0) + 1
+    summary = ", ".join(f"{n} {html.escape(v)}" for v, n in counts.items())
+    parts.append(f'<p class="summary">{len(claims)} claims: {summary}.</p>')
+    rows = []
+    for c in claims:
+        verdict = str(c.get("verdict", ""))
+        css = "v-" + re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
+        level = _number(c.get("level"), signed=False)
+        interval = f"{_number(c.get('estimate'))} [{_number(c.get('low'))}, {_number(c.get('high'))}]"
+        if level != "-":
+            interval += f" ({float(level):.1%})"
+        note = f'<br><span class="note">{html.escape(str(c["note"]))}</span>' if c.get("note") else ""
+        rows.append(
+            f"<tr><td><b>{html.escape(str(c.get('title', '')))}</b>: {html.escape(str(c.get('finding', '')))}"
+            f"<br><span class=\"meta\">{html.escape(str(c.get('paper', '')))}</span></td>"
+            f"<td>{html.escape(str(c.get('measure', '')))}{note}</td><td class=\"num\">{html.escape(interval)}</td>"
+            f"<td class=\"num\">{_number(c.get('n_labels'), signed=False)}</td>"
+            f"<td class=\"num\">{_number(c.get('repeats'), signed=False)}</td>"
+            f'<td><span class="verdict {css}">{html.escape(verdict)}</span></td></tr>')
+    parts.append('<table class="data claims"><thead><tr><th>Claim (seed paper)</th><th>What this study measures</th>'
+                 "<th>Difference [interval] (level)</th><th>Labels</th><th>Repeats</th><th>Verdict</th></tr></thead>"
+                 f"<tbody>{''.join(rows)}</tbody></table>")
+    rule = metrics.get("rule") or {}
+    parts.append(
+        '<p class="note">Differences in AUROC, oriented so that the paper\'s finding is positive; intervals from '
+        f"{html.escape(str(rule.get('n_boot', '-')))} resamples of patients and training repeats, Holm-adjusted over "
+        "their family of comparisons (the level each was drawn at in parentheses). Reproduced: the interval lies "
+        f"above 0 and reaches the smallest effect of interest ({html.escape(str(rule.get('min_effect', '-')))} AUROC); "
+        "not reproduced: it lies entirely below that effect; inconclusive at this scale: otherwise. Labels: size of "
+        "the fixed label set behind the number.</p>")
+    return "\n".join(parts)
+
+
 def stage_section(root: Path, stage: str, cfg: ReportConfig) -> str:
     """HTML of one stage: intro, metrics, figures, tables (whatever exists on disk)."""
     reports = root / "reports"
@@ -237,6 +309,7 @@ def stage_section(root: Path, stage: str, cfg: ReportConfig) -> str:
             raise ValueError(f"{metrics_file}: not valid JSON ({exc})") from exc
         parts.append("<h3>Metrics</h3>")
         if isinstance(metrics, dict):
+            metrics = {k: v for k, v in metrics.items() if k != CLAIMS_KEY}  # shown at the top of the page
             parts += [table_html(t, cfg.max_table_rows, cfg.float_digits) for _, t in metrics_tables(metrics)]
         else:
             parts.append(f"<pre>{html.escape(json.dumps(metrics, indent=2))}</pre>")
@@ -283,7 +356,8 @@ def build_report(cfg: ReportConfig, root: Path | None = None, now: datetime | No
         f"<h1>{html.escape(cfg.title)}</h1>",
         f'<p class="meta">Run {now.strftime("%Y-%m-%d %H:%M %Z")} &middot; git commit '
         f"{html.escape(git_commit(root))} &middot; ecgstudy {html.escape(__version__)}</p>",
-        f"<nav>{nav} <a href=\"#params\">params</a></nav>",
+        f"<nav><a href=\"#results\">results</a> {nav} <a href=\"#params\">params</a></nav>",
+        results_section(root),
         *(stage_section(root, s, cfg) for s in stages),
         f'<h2 id="params">Parameters ({html.escape(cfg.params_file)})</h2>',
         f"<pre>{html.escape(params_text)}</pre>",
