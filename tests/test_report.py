@@ -1,7 +1,11 @@
 """HTML report: stage order, embedded figures, captions, tables, escaping, params and provenance."""
 
 import base64
+import html
 import json
+import re
+import shutil
+import subprocess
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -131,3 +135,74 @@ def test_run_writes_the_page_under_the_repository_root(repo, monkeypatch):
     text = report.run(cfg, root=repo).read_text()
     evaluate = text[text.index('<h2 id="evaluate">'):text.index('<h2 id="latent">')]
     assert "comparisons" in evaluate and text.count('<h2 id="evaluate">') == 1
+
+
+CLAIMS = [
+    {"claim": "label_efficiency", "title": "Label efficiency", "paper": "ECG-FM", "finding": "pretraining helps with few labels",
+     "measure": "finetune: pretrained - scratch", "estimate": 0.021, "low": -0.03, "high": 0.08, "level": 0.998,
+     "n_labels": 17, "repeats": 3, "verdict": "inconclusive at this scale", "note": ""},
+    {"claim": "foundation_vs_scratch", "title": "Foundation vs scratch", "paper": "UCSF", "finding": "foundation wins",
+     "measure": "transfer: foundation - scratch", "estimate": -0.21, "low": -0.3, "high": -0.1, "level": 0.99,
+     "n_labels": 3, "repeats": 3, "verdict": "not reproduced", "note": ""},
+    {"claim": "latent_structure", "title": "Latent structure", "paper": "ECG-FM", "finding": "<embeddings> cluster",
+     "measure": "latent: k-NN", "estimate": 0.05, "low": 0.02, "high": 0.08, "level": 0.95,
+     "n_labels": 18, "repeats": 1, "verdict": "reproduced", "note": "own interval"},
+]
+
+
+@pytest.fixture
+def repo_with_claims(repo):
+    (repo / "reports" / "metrics" / "evaluate.json").write_text(json.dumps(
+        {"claims": CLAIMS, "rule": {"min_effect": 0.01, "n_boot": 1000}, "finetune": {"n": 1}}))
+    return repo
+
+
+def test_results_come_first_with_every_verdict_drawn_alike(repo_with_claims):
+    page = report.build_report(report.ReportConfig(), root=repo_with_claims).read_text()
+    results = page[page.index('<h2 id="results">'):page.index('<h2 id="curate">')]
+    assert page.index('<h2 id="results">') < page.index('<h2 id="curate">')
+    assert "3 claims: 1 inconclusive at this scale, 1 not reproduced, 1 reproduced." in results
+    for verdict, css in (("reproduced", "v-reproduced"), ("not reproduced", "v-not-reproduced"),
+                         ("inconclusive at this scale", "v-inconclusive-at-this-scale")):
+        assert f'<span class="verdict {css}">{verdict}</span>' in results
+    assert "-0.210 [-0.300, -0.100] (99.0%)" in results and "&lt;embeddings&gt;" in results
+    evaluate = page[page.index('<h2 id="evaluate">'):page.index('<h2 id="latent">')]
+    assert "claims[0]" not in evaluate and "finetune.n" in evaluate  # claims shown once, at the top
+
+
+def test_results_section_says_when_there_are_none(repo):
+    page = report.build_report(report.ReportConfig(), root=repo).read_text()
+    assert "No results yet" in page[page.index('<h2 id="results">'):page.index('<h2 id="curate">')]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Appended to a copy of the page (the report itself holds no script): measures what the browser laid out.
+PROBE = """<script>
+const r = document.getElementById('results'), first = document.querySelector('h2:not(#results)');
+const badges = [...document.querySelectorAll('#results ~ table.claims .verdict, table.claims .verdict')];
+const styles = badges.map(b => getComputedStyle(b));
+const out = {
+  results_above_stages: r.getBoundingClientRect().top < first.getBoundingClientRect().top,
+  results_in_first_screen: r.getBoundingClientRect().top < window.innerHeight,
+  rows: document.querySelectorAll('table.claims tbody tr').length,
+  verdicts: badges.map(b => b.textContent),
+  sizes: [...new Set(styles.map(s => s.fontSize + '/' + s.fontWeight))],
+  visible: badges.every(b => b.getBoundingClientRect().width > 0 && b.getBoundingClientRect().height > 0),
+};
+document.body.insertAdjacentHTML('beforeend', '<pre id="probe">' + JSON.stringify(out) + '</pre>');
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
+def test_results_render_in_a_real_browser(repo_with_claims, tmp_path):
+    page = report.build_report(report.ReportConfig(), root=repo_with_claims).read_text()
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+                          "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    found = re.findall(r'<pre id="probe">(\{.*?)</pre>', dom)  # the element the script added, not its source
+    assert found, dom[-2000:]
+    out = json.loads(html.unescape(found[-1]))
+    assert out["results_above_stages"] and out["results_in_first_screen"] and out["visible"]
+    assert out["rows"] == 3 and sorted(out["verdicts"]) == sorted(c["verdict"] for c in CLAIMS)
+    assert len(out["sizes"]) == 1  # a null or a negative verdict is drawn exactly as large and bold as a positive
