@@ -160,6 +160,10 @@ def finetune_family(scores: ScoreFile, cfg: Bootstrap, seed: int) -> Family:
                     diffs.append(d)
     table = _adjust(comparisons, diffs, alpha) if comparisons else pd.DataFrame()
     table = table.reindex(columns=["a", "b", "fraction", "split", *COMPARISON_COLUMNS])
+    saved: dict[tuple, int] = {}  # the training stage's row order (first appearance of each arm x split)
+    for i, key in enumerate(scores.scores):
+        saved.setdefault((key[0], float(key[1]), key[-1]), i)
+    rows.sort(key=lambda r: saved.get((r["strategy"], r["fraction"], r["split"]), len(saved)))
     per_label_table = pd.concat(per_label, ignore_index=True) if per_label else pd.DataFrame()
     return Family(pd.DataFrame(rows), table, label_set, skipped, per_label_table)
 
