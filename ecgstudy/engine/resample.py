@@ -87,32 +87,41 @@ def weighted_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> dict[str, n
     sp, sn = s[pos_rows], s[neg_rows]
     order_n = np.argsort(sn, kind="mergesort")
     sn_sorted = sn[order_n]
-    # Everything below is laid out (B, records): numpy's cumulative sums and gathers are fast along the
-    # contiguous last axis. neg_below[b, k]: weight of the k lowest-scored negatives in resample b; this
-    # is the one pass over the (N, B) weights.
-    neg_below = np.empty((n_boot, neg_rows.size + 1), dtype=np.int32)
-    neg_below[:, 0] = 0
-    neg_below[:, 1:] = w[neg_rows[order_n]].T
-    np.cumsum(neg_below, axis=1, out=neg_below)
+    # neg_below[k]: weight (per resample) of the k lowest-scored negatives: the one pass over the (N, B)
+    # weights, rows gathered in score order, then summed row by row (numpy's cumsum along the first axis
+    # of a wide array is several times slower than this loop of contiguous row additions)
+    neg_below = np.empty((neg_rows.size + 1, n_boot), dtype=np.int32)
+    neg_below[0] = 0
+    np.take(w, neg_rows[order_n], axis=0, out=neg_below[1:])
+    _cumulate_rows(neg_below)
     lo = np.searchsorted(sn_sorted, sp, side="left")  # negatives strictly below each positive
     hi = np.searchsorted(sn_sorted, sp, side="right")  # ... at or below (ties count half)
-    below = neg_below[:, lo].astype(np.float64)  # (B, n_pos)
-    tied = below if np.array_equal(lo, hi) else neg_below[:, hi].astype(np.float64)
-    wp = w[pos_rows].T.astype(np.float64)  # (B, n_pos)
-    w_pos, w_neg = wp.sum(axis=1), neg_below[:, -1].astype(np.float64)
+    below = neg_below[lo].astype(np.float64)  # (n_pos, B)
+    tied = below if np.array_equal(lo, hi) else neg_below[hi].astype(np.float64)
     order_p = np.argsort(sp, kind="mergesort")
-    pos_below = np.zeros((n_boot, sp.size + 1))
-    np.cumsum(wp[:, order_p], axis=1, out=pos_below[:, 1:])
+    wp = w[pos_rows].astype(np.float64)  # (n_pos, B)
+    pos_below = np.zeros((sp.size + 1, n_boot))
+    pos_below[1:] = wp[order_p]
+    _cumulate_rows(pos_below)
     lo_p = np.searchsorted(sp[order_p], sp, side="left")  # positives strictly below each positive
+    w_pos, w_neg = pos_below[-1], neg_below[-1].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        auroc = 0.5 * np.einsum("bi,bi->b", wp, below + tied) / (w_pos * w_neg)
-        tp_at_or_above = w_pos[:, None] - pos_below[:, lo_p]  # (B, n_pos)
-        seen_at_or_above = tp_at_or_above + (w_neg[:, None] - below)
-        precision = np.divide(tp_at_or_above, seen_at_or_above, out=np.zeros_like(tp_at_or_above),
-                              where=seen_at_or_above > 0)
-        auprc = np.einsum("bi,bi->b", wp, precision) / w_pos
+        auroc = 0.5 * np.einsum("ib,ib->b", wp, below + tied) / (w_pos * w_neg)
+        tp_at_or_above = w_pos - pos_below[lo_p]  # (n_pos, B)
+        seen_at_or_above = tp_at_or_above + (w_neg - below)  # 0 only where tp_at_or_above is 0 too
+        precision = tp_at_or_above / np.maximum(seen_at_or_above, 1.0)
+        auprc = np.einsum("ib,ib->b", wp, precision) / w_pos
     valid = (w_pos > 0) & (w_neg > 0)
     return {"auroc": np.where(valid, auroc, np.nan), "auprc": np.where(valid, auprc, np.nan)}
+
+
+def _cumulate_rows(a: np.ndarray) -> None:
+    """In-place cumulative sum down the rows of ``a`` (rows, B)."""
+    if a.shape[1] <= 16:
+        np.cumsum(a, axis=0, out=a)
+        return
+    for i in range(1, a.shape[0]):
+        np.add(a[i - 1], a[i], out=a[i])
 
 
 @dataclass

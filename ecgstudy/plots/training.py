@@ -90,7 +90,7 @@ def probe_comparison(table: pd.DataFrame, path: str | Path) -> Path:
     colours = [OBJECTIVE_COLOURS.get(o, "#424242") for o in table["objective"]]
     ax.bar(x - 0.2, table["auroc"], 0.38, color=colours, label="pretrained encoder")
     ax.bar(x + 0.2, table["random_auroc"], 0.38, color="#bdbdbd", label="same encoder, random init")
-    err = np.vstack([table["diff"] - table["low"], table["high"] - table["diff"]])
+    err = np.clip(np.vstack([table["diff"] - table["low"], table["high"] - table["diff"]]), 0, None)  # a point outside its interval: no bar
     ax.errorbar(x - 0.2, table["auroc"], yerr=err, fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_xticks(x, [f"{r}\n{e}" for r, e in zip(table["run"], table["encoder"])], fontsize=8)
     low = float(min(table["auroc"].min(), table["random_auroc"].min()))
@@ -98,7 +98,7 @@ def probe_comparison(table: pd.DataFrame, path: str | Path) -> Path:
     ax.set_ylabel("linear probe macro AUROC (validation)")
     ax.axhline(0.5, color="black", lw=0.5, ls=":")
     ax.legend(frameon=False, fontsize=8, loc="upper left")
-    ax.set_title("Linear probe on frozen embeddings (error bar: 95% paired bootstrap of the gain)", fontsize=9)
+    ax.set_title("Linear probe on frozen embeddings (error bar: Holm-adjusted interval of the gain)", fontsize=9)
     return _save(fig, path)
 
 

@@ -48,7 +48,9 @@ STAGE_INTROS: dict[str, str] = {
     "transfer": "Rare conditions with small training sets: foundation encoder vs training from scratch (mean "
                 "test AUROC over repeats here; intervals under evaluate).",
     "evaluate": "Statistics from the scores that pretrain, finetune and transfer saved (no model is retrained): "
-                "bootstrap 95% intervals and paired comparisons of every model, and the figures drawn from them.",
+                "intervals that resample patients and training repeats together, on a fixed label set per family "
+                "(its size in n_labels), paired comparisons with Holm's adjustment per family, the claims shown "
+                "at the top of this page, and the figures drawn from them.",
     "latent": "Embedding space of the pretrained encoder vs a random-init encoder of the same architecture: "
               "UMAP by diagnosis and by site, and a k-NN probe.",
     "saliency": "Attribution maps of a fine-tuned classifier, scored against the simulator's ground-truth "
@@ -62,12 +64,13 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
     ("*loss*.png", "Pretraining loss per epoch of every run on the training and validation splits (one panel "
                    "per run: the objectives' losses are on different scales)."),
     ("probe_comparison.png", "Validation macro AUROC of a linear probe on each frozen pretrained encoder (coloured) "
-                             "and on the same architecture at random initialisation (grey); error bar: 95% paired "
-                             "bootstrap interval of the gain."),
+                             "and on the same architecture at random initialisation (grey), mean over training "
+                             "repeats; error bar: Holm-adjusted interval of the gain (patients and repeats resampled)."),
     ("*label_efficiency*.png", "Macro AUROC against the fraction of training patients whose labels were "
-                               "used, one line per strategy with its 95% bootstrap band, per evaluation split."),
+                               "used, one line per strategy (mean over repeats) with its 95% band (patients and "
+                               "training repeats resampled), per evaluation split, on the fixed label set."),
     ("transfer*.png", "Rare-condition AUROC against the number of training cases, foundation encoder vs "
-                      "training from scratch, with 95% bootstrap intervals."),
+                      "training from scratch (mean over repeats), with 95% intervals (patients and repeats resampled)."),
     ("umap.png", "UMAP of test-split embeddings (plus the external site): pretrained encoder (left) vs a "
                  "random-init encoder of the same architecture (right), coloured by diagnostic superclass "
                  "(top) and by recording site (bottom). Legend counts refer to the drawn records."),
