@@ -6,9 +6,11 @@ half the dipole's; Horan et al. 1976), and the 12-lead T wave keeps components b
 principal components ("T-wave residuum", Acar et al. 1999; Zabel et al. 2000), larger in disease. The
 precordial electrodes, close to the heart, see the near wall more strongly than a dipole lead vector
 predicts (proximity effects), so the non-dipolar part is modelled on V1-V6 only: each QRS and T lobe with
-dipole amplitude ``v`` (3,) gets local amplitudes ``E_k @ v`` on V1..V6, with ``E_k`` (6 x 3) the patient's
-own spatially smooth "proximity" matrix for the part of the wave where the lobe peaks (neighbouring electrodes alike). The limb leads stay
-pure dipole projections, so Einthoven's and Goldberger's relations stay exact.
+dipole amplitude ``v`` (3,) gets local amplitudes ``P E_k v`` on V1..V6, with ``E_k`` (6 x 3) the patient's
+own spatially smooth "proximity" matrix for the part of the wave where the lobe peaks (neighbouring
+electrodes alike) and ``P`` the projector onto the precordial patterns that no dipole produces through the
+recording's lead matrix (so a dipole fit leaves exactly this content unexplained instead of absorbing it
+as a slightly different dipole). The limb leads stay pure dipole projections, so Einthoven's and Goldberger's relations stay exact.
 
 The size is set per patient as the fraction of the template's energy in the eight independent leads
 (I, II, V1-V6) that the local part carries: QRS 5-20 %, T 2-10 % (the dipole explains 80-95 % of the QRS;
@@ -50,6 +52,17 @@ def patient_pattern(shape_seed: int) -> dict[str, object]:
     }
 
 
+def _non_dipolar_projector(dower: np.ndarray) -> np.ndarray:
+    """(6, 6) projector onto the precordial patterns no dipole can produce through ``dower`` (8 x 3).
+
+    A pattern u on V1..V6 (zero on the limb leads) is non-dipolar when it is orthogonal to every column
+    of the precordial rows of the lead matrix; what remains after this projection is left unexplained by
+    a least-squares dipole fit, as body-surface multipolar content is.
+    """
+    q, _ = np.linalg.qr(np.asarray(dower, float)[2:])  # (6, 3) orthonormal basis of the dipolar patterns
+    return np.eye(6) - q @ q.T
+
+
 def energies(waves: Waves, part: int, dower: np.ndarray = DOWER) -> tuple[float, float]:
     """(dipolar, local) energy of ``part`` in the eight independent leads (mV^2 s), at 500 Hz."""
     sel = waves.of(part)
@@ -75,6 +88,7 @@ def _add(waves: Waves, part: int, matrices: np.ndarray, fraction: float, dower: 
     # condition that adds or removes a lobe leaves the other lobes' local content in place
     when = np.clip((waves.t[order] - on) / max(off - on, 1e-6), 0.0, 0.999)
     raw = np.stack([matrices[int(w * len(matrices))] @ waves.amp[k, :3] for w, k in zip(when, order)])  # (K, 6)
+    raw = raw @ _non_dipolar_projector(dower)
     probe = waves.copy()
     probe.amp[:, 3:] = 0.0
     probe.amp[order, 3:] = raw
