@@ -89,3 +89,67 @@ def test_interval_table_on_arrays_at_100_hz():
     assert table2.loc["NORM", "n_records"] == 4
     with pytest.raises(KeyError, match="y_LVH"):
         interval_table((signals, labels, 100), ["LVH"])
+
+
+# ----------------------------------------------------------------- global (12-lead) measurer vs intended
+from ecgstudy.data.measure import GLOBAL_MEASURES, measure_global  # noqa: E402
+
+
+def _global(conditions, fs=500, n=6):
+    from ecgstudy.simulate.writer import downsample
+
+    rows, truth = [], []
+    for i in range(n):
+        site = default_sites()[i % 3]
+        patient = sample_patient(np.random.default_rng(700 + i), patient_id=i)
+        rec = simulate_record(np.random.default_rng(i), conditions, patient, site)
+        sig = rec.signal if fs == 500 else downsample(rec.counts, 500, fs, site.lsb_uv) / 1000.0
+        rows.append(measure_global(sig, fs))
+        truth.append(rec.truth)
+    return pd.DataFrame(rows).median(), pd.DataFrame(truth)[["qrs_ms", "qt_ms", "sokolow_mv", "limb_qrs_mv"]].median()
+
+
+@pytest.mark.parametrize("fs", [500, 100])
+@pytest.mark.parametrize("conditions", [{}, {"CRBBB": 0.5}, {"CLBBB": 0.5}, {"IRBBB": 0.5}, {"LVH": 0.7}])
+def test_global_qrs_and_voltages_measure_what_was_intended(conditions, fs):
+    m, gt = _global(conditions, fs)
+    assert abs(m.qrs_ms - gt.qrs_ms) <= 20.0, (conditions, m.qrs_ms, gt.qrs_ms)
+    assert abs(m.sokolow_mv - gt.sokolow_mv) <= 0.4 and abs(m.limb_qrs_mv - gt.limb_qrs_mv) <= 0.3
+
+
+def test_complete_bundle_branch_blocks_measure_wide_and_lvh_measures_high():
+    norm, _ = _global({})
+    for code in ("CRBBB", "CLBBB"):
+        m, _ = _global({code: 0.2})
+        assert m.qrs_ms >= 120.0 and m.qrs_ms > norm.qrs_ms + 25.0, code
+    lvh, _ = _global({"LVH": 0.8})
+    assert lvh.sokolow_mv >= 3.5 and lvh.sokolow_mv > norm.sokolow_mv + 1.0
+
+
+def test_long_qt_measured_by_both_measurers():
+    for conditions in ({}, {"LNGQT": 0.6}):
+        m, gt = _global(conditions)
+        assert abs(m.qt_ms - gt.qt_ms) <= 40.0, (conditions, m.qt_ms, gt.qt_ms)
+        frame, truth = _measured(conditions)
+        assert abs(frame.qt_ms.median() - truth.qt_ms.median()) <= 35.0
+
+
+def test_global_measurer_gives_nan_when_it_cannot_measure():
+    assert all(np.isnan(v) for v in measure_global(np.zeros((12, 5000)), 500).values())
+    assert all(np.isnan(v) for v in measure_global(np.zeros((3, 5000)), 500).values())
+    short = _records({}, n=1, noise=False)[0].signal[:, :500]
+    assert set(measure_global(short, 500)) == set(GLOBAL_MEASURES)
+    assert np.isnan(measure_global(short, 500)["qrs_ms"])
+
+
+def test_interval_table_has_both_measurers_and_the_intended_values():
+    recs = _records({}, n=3) + _records({"CRBBB": 0.5}, n=3)
+    signals = np.stack([r.signal for r in recs]).astype(np.float32)
+    labels = pd.DataFrame({"y_NORM": [1] * 3 + [0] * 3, "y_CRBBB": [0] * 3 + [1] * 3,
+                           "gt_qrs_ms": [r.truth["qrs_ms"] for r in recs],
+                           "gt_sokolow_mv": [r.truth["sokolow_mv"] for r in recs]})
+    table = interval_table((signals, labels, 500), ["NORM", "CRBBB"], n_per_code=3)
+    for col in ("qrs_ms", "global_qrs_ms", "global_qt_ms", "global_sokolow_mv", "gt_qrs_ms", "gt_sokolow_mv"):
+        assert col in table.columns
+    assert table.loc["CRBBB", "global_qrs_ms"] > table.loc["NORM", "global_qrs_ms"] + 25
+    assert abs(table.loc["CRBBB", "global_qrs_ms"] - table.loc["CRBBB", "gt_qrs_ms"]) <= 20

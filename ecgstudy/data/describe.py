@@ -140,6 +140,10 @@ EXPECTED_SHIFTS = (
     ("1AVB", "pr_ms", "NORM"),
     ("AFIB", "rr_cv", "NORM"),
     ("LNGQT", "qt_ms", "NORM"),
+    ("CLBBB", "global_qrs_ms", "NORM"),  # the global 12-lead measurer (neurokit2's QRS stops at 100 ms)
+    ("CRBBB", "global_qrs_ms", "NORM"),
+    ("LVH", "global_sokolow_mv", "NORM"),
+    ("LNGQT", "global_qt_ms", "NORM"),
 )
 
 
@@ -174,7 +178,7 @@ def curation_metrics(store: Store, summaries: dict[str, dict], intervals: pd.Dat
                 metrics[f"{name}_sets"] = "none configured"
     shifts = {}
     for code, measure_name, reference in EXPECTED_SHIFTS:
-        if code in intervals.index and reference in intervals.index:
+        if code in intervals.index and reference in intervals.index and measure_name in intervals.columns:
             shifts[f"{code}_{measure_name}_minus_{reference}"] = float(
                 intervals.loc[code, measure_name] - intervals.loc[reference, measure_name]
             )

@@ -17,10 +17,12 @@ subdiagnostic  diagnostic_subclass of the diagnostic statements present   23
 superdiagnostic diagnostic_class of the diagnostic statements present     5
 form           statements with form == 1                                  19
 rhythm         statements with rhythm == 1                                12
+lvef40         LVEF <= 40 % (simulator ground truth ``gt_lvef40``)         (simulated)
 ============== ========================================================== ===========
 
 A statement counts as present whatever its likelihood (likelihood 0 included), and records with no
-label of a task are dropped for that task, as in the published benchmark.
+label of a task are dropped for that task, as in the published benchmark. The target task ``lvef40`` (one
+binary label, ECG-FM's reduced-LVEF task) reads a record-level column instead and keeps its negatives.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ import pandas as pd
 
 from ecgstudy.paths import resource
 
-#: The label tasks of the PTB-XL benchmark.
-TASKS: tuple[str, ...] = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+#: Tasks whose one binary label is a record-level target column, not a statement aggregate: task ->
+#: (label name, column of ``records.parquet``). ``lvef40``: LVEF <= 40 % (ECG-FM's reduced-LVEF task), from
+#: the simulator's ground truth (``gt_lvef40``); records without a value are dropped, negatives are kept.
+TARGET_TASKS: dict[str, tuple[str, str]] = {"lvef40": ("LVEF40", "gt_lvef40")}
+#: The label tasks of the PTB-XL benchmark, then the target tasks.
+TASKS: tuple[str, ...] = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm", *TARGET_TASKS)
 #: Prefix of the label columns of ``records.parquet``.
 LABEL_PREFIX = "y_"
 _FLAGS = ("diagnostic", "form", "rhythm")
@@ -318,6 +324,8 @@ def task_labels(
     records = getattr(store_or_records, "records", store_or_records)
     if not isinstance(records, pd.DataFrame):
         raise TypeError(f"task_labels expects a Store or a records DataFrame, got {type(store_or_records).__name__}")
+    if task in TARGET_TASKS:
+        return _target_labels(records, task, min_positives, within)
     if vocabulary is None:
         meta = getattr(store_or_records, "meta", None)
         vocabulary = Vocabulary.from_label_info(meta["label_info"]) if meta else load_vocabulary()
@@ -339,3 +347,25 @@ def task_labels(
     y = matrix[:, chosen].astype(np.float32)
     keep = y.any(axis=1)
     return TaskLabels(task=task, names=names, keep=keep, y=y, counts=counts[chosen])
+
+
+def _target_labels(records: pd.DataFrame, task: str, min_positives: int, within) -> TaskLabels:
+    """The one binary label of a target task (:data:`TARGET_TASKS`): every record with a value is kept."""
+    name, column = TARGET_TASKS[task]
+    if column not in records.columns:
+        raise LabelError(
+            f"task {task!r} needs the column {column!r} in records.parquet (the simulator's ground truth; "
+            "a real dataset without left-ventricular function cannot serve it)"
+        )
+    values = pd.to_numeric(records[column], errors="coerce").to_numpy(dtype=float)
+    if not np.isin(values[np.isfinite(values)], (0.0, 1.0)).all():
+        raise LabelError(f"column {column!r} must hold 0/1 (or missing) values for task {task!r}")
+    counted = np.ones(len(records), bool)
+    if within is not None:
+        within = np.asarray(within)
+        counted = within if within.dtype == bool else np.isin(np.arange(len(records)), within)
+    y = np.nan_to_num(values, nan=0.0).astype(np.float32)[:, None]
+    counts = y[counted & np.isfinite(values)].sum(axis=0).astype(np.int64)
+    if counts[0] < min_positives:
+        return TaskLabels(task=task, names=[], keep=np.zeros(len(records), bool), y=y[:, :0], counts=counts[:0])
+    return TaskLabels(task=task, names=[name], keep=np.isfinite(values), y=y, counts=counts)

@@ -1,14 +1,24 @@
-"""Independent measurement of ECG intervals with neurokit2 (a check on the simulator, and a table for curate).
+"""Independent measurement of ECG intervals and voltages (a check on the simulator, and a table for curate).
 
-:func:`measure_intervals` finds R peaks with ``neurokit2.ecg_peaks`` and delineates the waves with
+Two measurers that know nothing of the simulator:
+
+- :func:`measure_intervals` (one lead, neurokit2) finds R peaks with ``neurokit2.ecg_peaks`` and delineates the waves with
 ``neurokit2.ecg_delineate(method="prominence")`` (the default wavelet method gives impossible values on
 clean synthetic signals, see RESEARCH.md), then takes per-beat medians:
 
 - heart rate from the mean RR interval, and the coefficient of variation of RR (irregularity);
 - PR = QRS onset - P onset; QRS = QRS offset - QRS onset; QT = T offset - QRS onset.
 
+- :func:`measure_global` (all 12 leads together, as computerised programs measure a global QRS): a median
+  beat of the 12 leads aligned on the QRS; QRS onset = the earliest and offset = the latest instant at
+  which the spatial velocity of the eight independent leads (I, II, V1-V6) exceeds a fixed fraction of
+  its peak; QT from that onset to the T end found by the tangent method (steepest descent of the T wave's
+  root-mean-square over the leads, extended to the baseline; Postema & Wilde 2014); Sokolow-Lyon voltage
+  (S in V1 + the larger R in V5/V6) and the largest limb-lead QRS amplitude on the median beat.
+
 Whatever cannot be measured comes back as NaN rather than an exception. :func:`interval_table` gives the
-per-condition medians over a sample of records (the curate notebook's "intervals by condition" table).
+per-condition medians over a sample of records, for both measurers and the intended (ground-truth)
+values (the curate stage's "intervals by condition" table).
 """
 
 from __future__ import annotations
@@ -89,6 +99,147 @@ def measure_intervals(signal: np.ndarray, fs: float, lead: str = "II") -> dict[s
     return out
 
 
+#: What :func:`measure_global` returns.
+GLOBAL_MEASURES: tuple[str, ...] = ("qrs_ms", "qt_ms", "sokolow_mv", "limb_qrs_mv")
+_INDEPENDENT = (0, 1, 6, 7, 8, 9, 10, 11)  # rows of I, II, V1-V6: the eight independent leads
+_LIMB = (0, 1, 2, 3, 4, 5)
+_V1, _V5, _V6 = 6, 10, 11
+VELOCITY_FRACTION = 0.05  # QRS boundaries: spatial velocity above this fraction of its peak
+_BEAT_FS = 1000.0  # the median beat is interpolated to 1 kHz before the boundaries are searched
+_PRE_S, _POST_S = 0.3, 0.7  # median-beat window around the QRS velocity peak, s
+_MIN_QUIET_S = 0.012  # the QRS ends where the velocity stays below the threshold this long
+
+
+def _butter(x: np.ndarray, fs: float, cutoff: float, kind: str) -> np.ndarray:
+    from scipy import signal as sps
+
+    sos = sps.butter(2, cutoff, kind, fs=fs, output="sos")
+    return sps.sosfiltfilt(sos, x, axis=-1)
+
+
+def _velocity(x: np.ndarray, fs: float) -> np.ndarray:
+    """Spatial velocity (mV/s) of the leads ``x`` (L, n): the length of the time derivative vector, (n,)."""
+    d = np.gradient(x, axis=-1) * fs
+    return np.sqrt((d**2).sum(axis=0))
+
+
+def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, float] | None:
+    """The median beat of a 12-lead record, aligned on the peak of the QRS spatial velocity.
+
+    Baseline wander is removed by a 0.5 Hz zero-phase high-pass; beats are found as peaks of the
+    smoothed spatial velocity of the independent leads (at least 250 ms apart); beats whose QRS does not
+    resemble the median (correlation < 0.9, e.g. ectopic beats) are left out of a second median.
+
+    Parameters
+    ----------
+    signal : array of shape (12, n) at ``fs`` Hz in mV, leads in :data:`LEADS` order.
+
+    Returns
+    -------
+    (beat, fs_beat, mean_rr_s) with ``beat`` of shape (12, m) at ``fs_beat`` = 1000 Hz covering 0.3 s
+    before to 0.7 s after the QRS velocity peak (sample ``round(0.3 * fs_beat)``), or None when fewer than
+    :data:`MIN_BEATS` beats are found.
+    """
+    from scipy import signal as sps
+
+    x = np.asarray(signal, dtype=float)
+    if x.ndim != 2 or x.shape[0] != len(LEADS) or not np.all(np.isfinite(x)) or x.shape[1] < 2 * fs:
+        return None
+    live = [i for i in _INDEPENDENT if np.ptp(x[i]) > 0.05]  # a disconnected (flat) lead is left out
+    if len(live) < 2:
+        return None
+    x = _butter(x, fs, 0.5, "highpass")
+    v = _velocity(_butter(x[live], fs, min(40.0, 0.4 * fs), "lowpass"), fs)
+    width = max(int(round(0.04 * fs)), 1)
+    v = np.convolve(v, np.ones(width) / width, mode="same")
+    peaks, _ = sps.find_peaks(v, height=0.3 * np.percentile(v, 99.5), distance=max(int(0.25 * fs), 1))
+    if peaks.size < MIN_BEATS:
+        return None
+    mean_rr = float(np.mean(np.diff(peaks))) / fs
+    pre, post = int(round(_PRE_S * fs)), int(round(_POST_S * fs))
+    peaks = peaks[(peaks >= pre) & (peaks + post <= x.shape[1])]
+    if peaks.size < 2:
+        return None
+    beats = np.stack([x[:, p - pre : p + post] for p in peaks])  # (B, 12, pre + post)
+    core = slice(max(pre - int(0.08 * fs), 0), pre + int(0.12 * fs))
+    med = np.median(beats, axis=0)
+    ref = med[live, core].ravel()
+    corr = np.array([np.corrcoef(b[live, core].ravel(), ref)[0, 1] for b in beats])
+    if (corr > 0.9).sum() >= 2:
+        med = np.median(beats[corr > 0.9], axis=0)
+    up = int(round(_BEAT_FS))
+    g = int(np.gcd(up, int(round(fs))))
+    beat = sps.resample_poly(med, up // g, int(round(fs)) // g, axis=-1, padtype="line")
+    return beat, _BEAT_FS, mean_rr
+
+
+def measure_global(signal: np.ndarray, fs: float) -> dict[str, float]:
+    """Global QRS duration, QT and QRS voltages of a 12-lead record, from its median beat.
+
+    Parameters
+    ----------
+    signal : array of shape (12, n_samples) at ``fs`` Hz in mV, leads in :data:`LEADS` order.
+    fs : sampling rate, Hz (100 Hz records are interpolated to 1 kHz on the median beat).
+
+    Returns
+    -------
+    dict with qrs_ms (earliest onset to latest offset over the leads), qt_ms (global QRS onset to T end),
+    sokolow_mv (S in V1 + max R in V5/V6) and limb_qrs_mv (largest QRS peak-to-peak in a limb lead); NaN
+    for whatever could not be measured.
+    """
+    out = {k: float("nan") for k in GLOBAL_MEASURES}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        made = median_beat(signal, fs)
+    if made is None:
+        return out
+    beat, bfs, mean_rr = made
+    centre = int(round(_PRE_S * bfs))
+    live = [i for i in _INDEPENDENT if np.ptp(beat[i]) > 0.02]
+    v = _velocity(_butter(beat[live], bfs, 40.0, "lowpass"), bfs)
+    search = slice(centre - int(0.06 * bfs), centre + int(0.06 * bfs))
+    peak = search.start + int(np.argmax(v[search]))
+    floor = float(np.percentile(v, 20))
+    threshold = max(VELOCITY_FRACTION * float(v[peak]), 3.0 * floor)
+    quiet = max(int(round(_MIN_QUIET_S * bfs)), 1)
+    below = v < threshold
+    onset = peak
+    while onset > quiet and not below[onset - quiet : onset].all():
+        onset -= 1
+    offset = peak
+    limit = min(len(v) - quiet, centre + int(0.3 * bfs))
+    while offset < limit and not below[offset : offset + quiet].all():
+        offset += 1
+    if onset <= quiet or offset >= limit:
+        return out
+    out["qrs_ms"] = 1000.0 * (offset - onset) / bfs
+    base = beat[:, max(onset - int(0.02 * bfs), 0) : onset].mean(axis=1, keepdims=True)  # PR-segment level
+    qrs = beat[:, onset : offset + 1] - base
+    out["sokolow_mv"] = float(-qrs[_V1].min() + max(qrs[_V5].max(), qrs[_V6].max()))
+    out["limb_qrs_mv"] = float(np.ptp(qrs[list(_LIMB)], axis=1).max())
+    out["qt_ms"] = _t_end_ms(beat - base, bfs, onset, offset, mean_rr)
+    return out
+
+
+def _t_end_ms(beat: np.ndarray, fs: float, onset: int, offset: int, mean_rr: float) -> float:
+    """QT (ms): global QRS onset to the T end by the tangent method on the leads' RMS curve."""
+    rms = _butter(np.sqrt((beat[list(_INDEPENDENT)] ** 2).mean(axis=0)), fs, 20.0, "lowpass")
+    start = offset + int(0.06 * fs)
+    stop = min(len(rms) - 1, onset + int(min(0.75, 0.92 * mean_rr) * fs))
+    if stop - start < int(0.05 * fs):
+        return float("nan")
+    t_peak = start + int(np.argmax(rms[start:stop]))
+    slope = np.gradient(rms) * fs
+    if t_peak >= stop - 1:
+        return float("nan")
+    steep = t_peak + int(np.argmin(slope[t_peak:stop]))
+    if slope[steep] >= 0:
+        return float("nan")
+    level = float(np.percentile(rms[offset:stop], 5))
+    t_end = steep + (rms[steep] - level) / -slope[steep] * fs
+    return 1000.0 * (t_end - onset) / fs
+
+
 def _source_arrays(source: Any) -> tuple[Any, pd.DataFrame, float]:
     """(signals (N, 12, T), label/ground-truth frame, fs) from a Store-like object or a tuple."""
     if hasattr(source, "signals") and hasattr(source, "records") and hasattr(source, "fs"):
@@ -111,7 +262,8 @@ def interval_table(
     lead: str = "II",
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Median neurokit2-measured intervals per condition, over a sample of records with that label.
+    """Median measured intervals per condition (neurokit2 on one lead, and the global 12-lead measurer),
+    next to the intended values, over a sample of records with that label.
 
     Parameters
     ----------
@@ -125,9 +277,12 @@ def interval_table(
 
     Returns
     -------
-    DataFrame indexed by code with columns n_records, n_measured, hr_bpm, pr_ms, qrs_ms, qt_ms, rr_cv
-    (medians), plus the medians of the ground-truth columns gt_hr_bpm, gt_pr_ms, gt_qrs_ms, gt_qt_ms when
-    the records carry them.
+    DataFrame indexed by code with columns n_records, n_measured, n_measured_global; hr_bpm, pr_ms, qrs_ms,
+    qt_ms, rr_cv (neurokit2 on ``lead``, medians); global_qrs_ms, global_qt_ms, global_sokolow_mv,
+    global_limb_qrs_mv (:func:`measure_global`, medians); plus the medians of the intended (ground-truth)
+    values gt_hr_bpm, gt_pr_ms, gt_qrs_ms, gt_qt_ms, gt_sokolow_mv, gt_limb_qrs_mv when the records carry
+    them. neurokit2's prominence delineator takes the QRS as the bases of the R wave within a 100 ms
+    window, so its qrs_ms never exceeds 100 ms: QRS width is checked by the global measurer.
     """
     signals, records, fs = _source_arrays(store_or_arrays)
     rng = np.random.default_rng(seed)
@@ -141,12 +296,16 @@ def interval_table(
             idx = np.sort(rng.choice(idx, n_per_code, replace=False))
         measured = [measure_intervals(np.asarray(signals[i]), fs, lead) for i in idx]
         frame = pd.DataFrame(measured, columns=list(MEASURES))
+        glob = pd.DataFrame([measure_global(np.asarray(signals[i]), fs) for i in idx], columns=list(GLOBAL_MEASURES))
         row: dict[str, Any] = {
-            "code": code, "n_records": int(idx.size), "n_measured": int(frame["hr_bpm"].notna().sum())
+            "code": code, "n_records": int(idx.size), "n_measured": int(frame["hr_bpm"].notna().sum()),
+            "n_measured_global": int(glob["qrs_ms"].notna().sum()),
         }
         for k in MEASURES:
             row[k] = float(frame[k].median()) if frame[k].notna().any() else float("nan")
-        for k in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms"):
+        for k in GLOBAL_MEASURES:
+            row[f"global_{k}"] = float(glob[k].median()) if glob[k].notna().any() else float("nan")
+        for k in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "sokolow_mv", "limb_qrs_mv"):
             gt = f"gt_{k}"
             if gt in records.columns:
                 values = pd.to_numeric(records[gt].iloc[idx], errors="coerce")

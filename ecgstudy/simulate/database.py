@@ -3,7 +3,7 @@
 ``ptbxl_database.csv`` has PTB-XL's columns (index ``ecg_id``; patient_id as float, sex 0 male / 1
 female, scp_codes as a Python-dict string of likelihoods, strat_fold, filename_lr/filename_hr, ...). The
 simulator adds ``ground_truth.parquet`` (true codes with severities as a JSON string, intended HR, PR,
-QRS, QT, axis, rhythm) and ``signature_masks.parquet`` (ecg_id, code, lead, start_s, end_s); the rare
+QRS, QT, axis, rhythm, LVEF and LVEF <= 40 %) and ``signature_masks.parquet`` (ecg_id, code, lead, start_s, end_s); the rare
 sets' database has one more column, ``case_control_set`` (which set a record belongs to).
 """
 
@@ -29,7 +29,7 @@ DATABASE_COLUMNS = (
 )
 TRUTH_COLUMNS = (
     "ecg_id", "patient_id", "site", "true_scp_codes", "hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg",
-    "rhythm", "sokolow_mv", "limb_qrs_mv", "lead_off",
+    "rhythm", "sokolow_mv", "limb_qrs_mv", "lead_off", "lvef", "lvef40",
 )
 
 
@@ -121,6 +121,8 @@ def truth_row(plan, truth: dict, lead_off: str | None) -> dict:
     for key in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg", "sokolow_mv", "limb_qrs_mv"):
         v = float(truth[key])
         row[key] = round(v, 3) if math.isfinite(v) else np.nan
+    row["lvef"] = round(float(truth["lvef"]), 1)  # latent left-ventricular ejection fraction, %
+    row["lvef40"] = int(truth["lvef40"])  # 1 when LVEF <= 40 % (ECG-FM's reduced-LVEF task)
     return row
 
 

@@ -43,6 +43,13 @@ TERRITORY = {
     "ASMI": unit([-0.35, 0.1, -1.0]),  # anteroseptal: V1-V3
     "AMI": unit([0.45, 0.1, -1.0]),  # anterior: V2-V4
 }
+# Regional (non-dipolar) weight of each territory on V1..V6; the inferior wall is far from every
+# precordial electrode, so an inferior infarct is seen through the dipole only (II, III, aVF).
+TERRITORY_LEADS = {
+    "IMI": np.zeros(6),
+    "ASMI": np.array([0.8, 1.0, 0.7, 0.2, 0.0, 0.0]),  # V1-V3 (V4)
+    "AMI": np.array([0.1, 0.6, 1.0, 1.0, 0.4, 0.0]),  # V2-V4 (V5)
+}
 # Accessory pathway locations (heart frame): direction of the delta wave's initial forces.
 PATHWAYS = {
     "left_lateral": (0.5, unit([-0.55, 0.35, -0.75])),  # type A: positive delta in V1, negative in I/aVL
@@ -63,9 +70,16 @@ def mean_qrs_direction(phys: Physiology) -> np.ndarray:
 
 
 def replace_t(phys: Physiology, vector: np.ndarray, sl_s: float, sr_s: float) -> None:
-    """Replace the T wave by one lobe of dipole ``vector`` (mV) ending at QT = QTc."""
+    """Replace the T wave by one lobe of dipole ``vector`` (mV) ending at QT = QTc.
+
+    The T wave starts no earlier than the J point (its upstroke is narrowed when needed): repolarisation
+    that overlapped the QRS would widen the QRS a measurer sees.
+    """
     keep = phys.t.part != PART_T
-    t_lobe = Waves.lobes([phys.qtc_s - EXTENT * sr_s], sl_s, sr_s, np.asarray(vector)[None], PART_T)
+    centre = phys.qtc_s - EXTENT * sr_s
+    _, j = phys.qrs.onset_offset(PART_QRS)
+    sl_s = float(np.clip((centre - j) / EXTENT, 0.3 * sl_s, sl_s))
+    t_lobe = Waves.lobes([centre], sl_s, sr_s, np.asarray(vector)[None], PART_T)
     phys.t = Waves.concat([phys.t.select(keep), t_lobe])
 
 
@@ -75,12 +89,22 @@ def t_vector(phys: Physiology) -> np.ndarray:
     return phys.t.amp[sel, :3].sum(axis=0) if sel.any() else np.zeros(3)
 
 
-def add_st(phys: Physiology, vector: np.ndarray, local: np.ndarray | None = None) -> None:
-    """ST-segment deviation: a plateau from the J point into the T wave's peak (dipole ``vector``, mV)."""
-    j = phys.qrs_duration_s()
+ST_RISE_S = 0.006  # time constant of an ST deviation's onset edge, s
+ST_LEAD_S = 2.2 * ST_RISE_S  # the edge is centred this much before the J point: 90 % there at J
+
+
+def add_st(phys: Physiology, vector: np.ndarray | None, local: np.ndarray | None = None) -> None:
+    """ST-segment deviation: a plateau present at the J point and lasting into the T wave's peak (dipole
+    ``vector`` and/or ``local`` V1..V6 amplitudes, mV).
+
+    The deviation develops during the terminal QRS (its edge is centred :data:`ST_LEAD_S` before the J
+    point), as the injury or secondary repolarisation currents do; a step after the J point would widen
+    the QRS that a measurer sees.
+    """
+    _, j = phys.qrs.onset_offset(PART_QRS)
     sel = (phys.t.part == PART_T) & ~phys.t.plateau
     t_peak = float(np.max(phys.t.t[sel])) if sel.any() else phys.qtc_s - 0.09
-    plateau = Waves.plateau_(j, t_peak, 0.006, 0.03, vector, PART_ST, local)
+    plateau = Waves.plateau_(j - ST_LEAD_S, t_peak, ST_RISE_S, 0.03, vector, PART_ST, local)
     phys.t = Waves.concat([phys.t, plateau])
 
 
@@ -266,17 +290,31 @@ def lafb(phys: Physiology, sev: float, rng: np.random.Generator) -> None:
 
 def infarct(code: str):
     """Old (established) myocardial infarction of a territory: pathological Q waves (>= 30-40 ms) and loss
-    of R in the territory leads, T inversion there in part of the cases (Fourth Universal Definition)."""
+    of R in the territory leads, T inversion there in part of the cases (Fourth Universal Definition).
+
+    Two parts: the dipole loses its forces toward the territory and gains an initial Q lobe away from it
+    (what the distant limb leads see), and a regional, non-dipolar part on the territory's precordial
+    leads (:data:`TERRITORY_LEADS`): a local Q, a local loss of R and, with T inversion, a local negative T
+    (the scar is close to those electrodes; body-surface maps show infarcts as regional, non-dipolar
+    potential losses).
+    """
 
     def effect(phys: Physiology, sev: float, rng: np.random.Generator) -> None:
         u = TERRITORY[code]
+        w = TERRITORY_LEADS[code]
         qrs = phys.qrs
         sel = (qrs.part == PART_QRS) & (qrs.amp[:, :3] @ u > 0)
         proj = qrs.amp[sel, :3] @ u
         qrs.amp[sel, :3] -= (0.35 + 0.5 * sev) * proj[:, None] * u[None]
         sigma = 0.0065 + 0.003 * sev
-        q = Waves.lobes([EXTENT * sigma], sigma, sigma * 1.2, (-(0.2 + 0.5 * sev) * qrs_amp(phys) * u)[None], PART_QRS)
-        phys.qrs = Waves.concat([qrs, q])
+        amp = qrs_amp(phys)
+        q_size = (0.2 + 0.5 * sev) * amp
+        q = Waves.lobes([EXTENT * sigma], sigma, sigma * 1.2, (-q_size * u)[None], PART_QRS,
+                        local=(-0.5 * q_size * w)[None])
+        on, off = qrs.onset_offset(PART_QRS)
+        r_loss = Waves.lobes([on + 0.45 * (off - on)], 0.1 * (off - on), 0.1 * (off - on), None, PART_QRS,
+                             local=(-(0.15 + 0.35 * sev) * amp * w)[None])
+        phys.qrs = Waves.concat([qrs, q, r_loss])
         t_inverted = bool(rng.random() < 0.3 + 0.6 * sev)
         if t_inverted:
             sel_t = (phys.t.part == PART_T) & ~phys.t.plateau
@@ -284,6 +322,12 @@ def infarct(code: str):
             along = tv @ u
             tv -= ((1.0 + 0.8 * sev) * np.maximum(along, 0.0) + (0.05 + 0.1 * sev))[:, None] * u[None]
             phys.t.amp[sel_t, :3] = tv
+            t_lobes = phys.t.select(sel_t)
+            if len(t_lobes):
+                k = int(np.argmax(t_lobes.t))
+                local_t = Waves.lobes([t_lobes.t[k]], t_lobes.sl[k], t_lobes.sr[k], None, PART_T,
+                                      local=(-(0.08 + 0.15 * sev) * w)[None])
+                phys.t = Waves.concat([phys.t, local_t])
         phys.notes[f"{code}_t_inverted"] = t_inverted
 
     return effect

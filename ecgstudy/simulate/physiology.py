@@ -8,20 +8,33 @@ wave components of one beat (P relative to the P onset; QRS, ST and T relative t
 the conditions in :mod:`ecgstudy.simulate.conditions` then modify.
 
 Normal ranges (sources in SOURCES.md): heart rate, PR, P, QRS, QTc and frontal axis by age and sex from
-Mason et al. 2007 and Rijnbeek et al. 2014; QT rate dependence by the Framingham linear formula
-(Sagie et al. 1992); respiratory sinus arrhythmia and its decline with age from the HRV standards
+Mason et al. 2007, Rijnbeek et al. 2014 and the ELSA-Brasil sex differences (Pinto-Filho et al. 2017); QRS
+and T voltages larger in men and falling with age in men (Rijnbeek et al. 2014); the normal J-point/ST
+elevation in V2-V3, largest in young men, behind the sex- and age-specific ST thresholds of the MI
+definitions (Wagner et al. 2009; Thygesen et al. 2018); QT rate dependence by the Framingham linear
+formula (Sagie et al. 1992); respiratory sinus arrhythmia and its decline with age from the HRV standards
 (Task Force 1996) and Umetani et al. 1998; Frank VCG loop directions from Draper et al. 1964.
+
+Patient-level latent traits that must not change the plan's random stream (so adding one does not
+reshuffle the cohort) are drawn from generators seeded by the patient's ``shape_seed`` and a fixed tag
+(:func:`trait_rng`): the non-dipolar pattern (:mod:`ecgstudy.simulate.nondipolar`) and the left-ventricular
+reserve behind the ejection fraction (:mod:`ecgstudy.simulate.lvef`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgstudy.simulate.waves import PART_P, PART_QRS, PART_T, EXTENT, Waves
+from ecgstudy.simulate.waves import EXTENT, PART_P, PART_QRS, PART_ST, PART_T, Waves
 
 FRAMINGHAM_SLOPE_S = 0.154  # QT = QTc - 0.154 (1 - RR), s (Sagie et al. 1992)
+# Tags of the patient-level trait generators (trait_rng): one stream per latent trait.
+TRAIT_J_POINT, TRAIT_NONDIPOLAR, TRAIT_LV = 1, 2, 3
+# Where the normal J-point elevation shows, V1..V6 (largest in V2-V3: Wagner et al. 2009).
+J_POINT_WEIGHTS = np.array([0.5, 1.0, 0.9, 0.4, 0.1, 0.0])
 
 # Canonical normal beat in the heart's own frame (before the patient's orientation), Frank axes.
 # QRS lobes: (centre, sigma) as fractions of the QRS duration, and direction * magnitude in mV.
@@ -43,6 +56,11 @@ _P_VECTORS = np.array([[0.30, 0.60, -0.20], [0.45, 0.35, 0.35]]) * np.array([[0.
 _T_VECTOR = np.array([0.75, 0.55, -0.50]) * 0.42
 _T_SIGMA_LEFT, _T_SIGMA_RIGHT = 0.058, 0.036
 _QT_REF = 0.41
+
+
+def trait_rng(shape_seed: int, tag: int) -> np.random.Generator:
+    """The generator of one latent patient trait (same patient, same draws; independent of the plan's stream)."""
+    return np.random.default_rng([int(shape_seed), int(tag)])
 
 
 def truncated_normal(rng: np.random.Generator, mean: float, sd: float, lo: float, hi: float) -> float:
@@ -70,6 +88,7 @@ class Morphology:
     qtc_ms: float  # Framingham-corrected QT
     rsa: float  # respiratory sinus arrhythmia, fractional RR modulation
     shape_seed: int  # seeds the patient's own small deviations of every wave lobe
+    j_mv: float = 0.0  # normal J-point/ST elevation in V2-V3 (largest in young men), mV
 
 
 @dataclass(frozen=True)
@@ -105,29 +124,35 @@ def sample_patient(
     if age is None:
         age = truncated_normal(rng, age_mean, age_sd, 18.0, 95.0)
     female = sex == 1
+    male = 1.0 - female
     height = truncated_normal(rng, 163.0 if female else 176.0, 6.5 if female else 7.0, 145.0, 205.0)
     bmi = truncated_normal(rng, 27.0, 4.5, 17.0, 45.0)
     weight = bmi * (height / 100.0) ** 2
+    # QRS voltage: men larger; falls with age in men, barely in women (Rijnbeek 2014); smaller with BMI
+    age_voltage = 1.0 + (0.006 if not female else 0.001) * (45.0 - age)
     qrs_amp = float(
-        np.exp(rng.normal(0.0, 0.18))
-        * (0.92 if female else 1.08)
-        * (1.0 + 0.005 * (45.0 - age))
-        * (1.0 - 0.02 * (bmi - 26.0))
+        np.exp(rng.normal(0.0, 0.18)) * (0.92 if female else 1.08) * age_voltage * (1.0 - 0.02 * (bmi - 26.0))
     )
     morph = Morphology(
         hr_bpm=truncated_normal(rng, 71.0 + 3.0 * female - 0.05 * (age - 50.0), 9.0, 50.0, 105.0),
-        axis_deg=truncated_normal(rng, 58.0 - 0.45 * (age - 20.0), 22.0, -25.0, 95.0),
+        axis_deg=truncated_normal(rng, 54.0 + 4.0 * female - 0.45 * (age - 20.0), 22.0, -25.0, 95.0),
         horizontal_deg=float(rng.normal(0.0, 12.0)),
         qrs_amp=float(np.clip(qrs_amp, 0.45, 2.2)),
-        t_amp=float(np.exp(rng.normal(0.0, 0.2)) * (0.85 if female else 1.0)),
+        t_amp=float(np.exp(rng.normal(0.0, 0.2)) * (0.85 if female else 1.0) * (1.0 - 0.004 * (age - 45.0))),
         p_amp=float(np.exp(rng.normal(0.0, 0.2))),
-        qrs_ms=truncated_normal(rng, 87.0 if female else 94.0, 7.0, 72.0, 106.0),
-        pr_ms=truncated_normal(rng, 152.0 + 0.25 * (age - 50.0), 17.0, 120.0, 198.0),
-        p_ms=truncated_normal(rng, 100.0, 9.0, 78.0, 116.0),
-        qtc_ms=truncated_normal(rng, 417.0 if female else 407.0, 15.0, 370.0, 457.0 if female else 447.0),
+        qrs_ms=truncated_normal(rng, 87.0 + 6.0 * male + 0.06 * (age - 50.0), 7.0, 72.0, 106.0),
+        pr_ms=truncated_normal(rng, 155.0 + 6.0 * male + 0.3 * (age - 50.0), 17.0, 120.0, 198.0),
+        p_ms=truncated_normal(rng, 100.0 + 4.0 * male + 0.15 * (age - 50.0), 9.0, 78.0, 116.0),
+        qtc_ms=truncated_normal(
+            rng, 408.0 + 11.0 * female + 0.3 * (age - 50.0), 15.0, 370.0, 457.0 if female else 447.0
+        ),
         rsa=float(np.clip(rng.lognormal(np.log(0.05 * np.exp(-(age - 20.0) / 45.0)), 0.35), 0.004, 0.12)),
         shape_seed=int(rng.integers(2**31)),
     )
+    j_rng = trait_rng(morph.shape_seed, TRAIT_J_POINT)
+    young = float(np.clip(1.0 - (age - 20.0) / 80.0, 0.3, 1.0))  # J elevation fades with age (men most)
+    j_mv = (0.05 if female else 0.12 * young) * float(np.exp(j_rng.normal(0.0, 0.3)))
+    morph = dataclasses.replace(morph, j_mv=j_mv)
     return Patient(patient_id, float(age), int(sex), float(height), float(weight), int(site), morph)
 
 
@@ -224,6 +249,14 @@ def normal_t(qt_s: float, amp: float, rng: np.random.Generator) -> Waves:
     return Waves.lobes([qt_s - EXTENT * sr], sl, sr, vector[None], PART_T)
 
 
+def j_point_elevation(j_mv: float, qrs: Waves, t: Waves) -> Waves:
+    """The normal J-point/ST elevation of V1-V4 (non-dipolar, mostly V2-V3): a plateau from the J point
+    (already risen there) fading into the T wave's peak, ``j_mv`` in V2."""
+    _, j = qrs.onset_offset(PART_QRS)
+    t_peak = float(np.max(t.t[t.part == PART_T]))
+    return Waves.plateau_(j - 0.012, t_peak, 0.005, 0.03, None, PART_ST, j_mv * J_POINT_WEIGHTS)
+
+
 def fit_span(waves: Waves, part: int, start: float, end: float) -> Waves:
     """Shift and scale the timing of ``part``'s lobes so they span exactly [start, end] (s)."""
     on, off = waves.onset_offset(part)
@@ -250,6 +283,8 @@ def baseline_physiology(rng: np.random.Generator, patient: Patient) -> Physiolog
     p = normal_p(m.p_ms / 1000.0, m.p_amp, shape_rng)
     qrs = normal_qrs(m.qrs_ms / 1000.0, m.qrs_amp, shape_rng)
     t = normal_t(m.qtc_ms / 1000.0, m.t_amp, shape_rng)
+    if m.j_mv > 0.0:
+        t = Waves.concat([t, j_point_elevation(m.j_mv, qrs, t)])
     return Physiology(
         rhythm="sinus",
         hr_bpm=truncated_normal(rng, m.hr_bpm, 5.0, 60.5, 99.5),

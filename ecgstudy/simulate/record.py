@@ -3,15 +3,17 @@
 :func:`simulate_record` is the whole chain for one record:
 
 1. the patient's normal physiology (:func:`~ecgstudy.simulate.physiology.baseline_physiology`);
-2. the conditions' effects, stage by stage (rhythm, shape in the heart's frame, the patient's orientation,
-   body-frame changes, secondary then primary repolarisation changes, voltage);
+2. the recording's LVEF (:mod:`ecgstudy.simulate.lvef`) and its ECG effects, then the conditions' effects,
+   stage by stage (rhythm, shape in the heart's frame, the patient's orientation, body-frame changes,
+   secondary then primary repolarisation changes, voltage), then the patient's non-dipolar content
+   (:mod:`ecgstudy.simulate.nondipolar`);
 3. the beat schedule (sinus with HRV and ectopy, AF, flutter or pacing);
 4. the dipole of every beat (with respiratory and beat-to-beat variation) rendered at the device's
    native rate, projected to I, II, V1-V6 through this recording's electrode placement, plus the
    non-dipolar precordial parts and the atrial f/F waves;
 5. electrode noise, the device's gain, filters and resampling to ``fs``, an occasional lead-off;
 6. quantisation to the device's resolution, III/aVR/aVL/aVF derived exactly from the quantised I/II;
-7. ground truth (HR, PR, QRS, QT, axis, rhythm, true codes) and the signature masks.
+7. ground truth (HR, PR, QRS, QT, axis, rhythm, LVEF, true codes) and the signature masks.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecgstudy.simulate import effects as fx
+from ecgstudy.simulate import lvef as lv
 from ecgstudy.simulate.conditions import APPLY_ORDER, CATALOGUE, complete_truth, resolve_exclusions
 from ecgstudy.simulate.devices import SiteConfig, acquire, analogue_spike_sigma_s, default_sites
 from ecgstudy.simulate.leads import frontal_axis_deg, placement_matrix, rotation
 from ecgstudy.simulate.masks import signature_rows
 from ecgstudy.simulate.noise import electrode_noise, electrodes_to_leads
+from ecgstudy.simulate.nondipolar import add_non_dipolar
 from ecgstudy.simulate.physiology import FRAMINGHAM_SLOPE_S, Patient, Physiology, baseline_physiology, sample_patient
 from ecgstudy.simulate.rhythm_effects import spikes
 from ecgstudy.simulate.rhythm import (
@@ -60,7 +64,8 @@ class SimulatedRecord:
     counts : (12, n) int32 ADC units at gain 1000 (1 unit = 1 uV), what the WFDB file holds.
     fs : sampling rate, Hz.
     truth : ground truth: hr_bpm, pr_ms (nan without a P-QRS relation), qrs_ms, qt_ms, qtc_ms,
-        axis_deg, rhythm (SR/SBRAD/STACH/AFIB/AFLT/PACE), sokolow_mv, limb_qrs_mv, codes
+        axis_deg, rhythm (SR/SBRAD/STACH/AFIB/AFLT/PACE), sokolow_mv, limb_qrs_mv, lvef (%), lvef40
+        (1 when LVEF <= 40 %), codes
         ({code: severity}, including the derived SR/NORM/LVOLT).
     masks : signature-mask rows (code, lead, start_s, end_s).
     physiology, schedule : the simulated heart and its beat timing (for inspection and tests).
@@ -114,6 +119,7 @@ def build_physiology(
     phys.dower = dower
     phys.notes["qrs_amp"] = patient.morphology.qrs_amp
     phys.notes["female"] = patient.sex == 1
+    lv.apply(phys, lv.lvef_of(patient, conditions), rng)
     orient = orientation_matrix(phys)
 
     def run(stage: str) -> None:
@@ -137,6 +143,7 @@ def build_physiology(
     fx.repolarisation_secondary(phys)
     run("repolarisation")
     run("final")
+    add_non_dipolar(phys, patient.morphology.shape_seed)
     return phys
 
 
@@ -250,6 +257,8 @@ def ground_truth(phys: Physiology, schedule: Schedule, dower: np.ndarray, codes:
         "rhythm": _rhythm_label(phys, codes),
         "sokolow_mv": sokolow,
         "limb_qrs_mv": float(p2p[:6].max()),
+        "lvef": float(phys.notes.get("lvef", np.nan)),
+        "lvef40": int(phys.notes.get("lvef", 100.0) <= lv.LVEF_THRESHOLD),
         "codes": codes,
     }
 

@@ -82,7 +82,8 @@ def pvc(phys: Physiology, sev: float, rng: np.random.Generator) -> None:
     d = unit(qrs.area(PART_QRS)[:3])
     qt = dur + rng.uniform(0.26, 0.32)
     sr = 0.05
-    t = Waves.lobes([qt - EXTENT * sr], 0.075, sr, (-d * amp * rng.uniform(0.3, 0.45))[None], PART_T)
+    sl = min(0.075, (qt - EXTENT * sr - dur) / EXTENT)  # the T starts after the QRS, not inside it
+    t = Waves.lobes([qt - EXTENT * sr], sl, sr, (-d * amp * rng.uniform(0.3, 0.45))[None], PART_T)
     st = Waves.plateau_(dur, qt - EXTENT * sr, 0.008, 0.04, -0.12 * amp * d, PART_ST)
     phys.pvc = Waves.concat([qrs, st, t])
 

@@ -12,7 +12,9 @@ Outputs (``dvc.yaml`` stage ``curate``; layout of :mod:`ecgstudy.stages.outputs`
 - ``<data.curated>/main`` (and ``rare``; ``raw`` when simulated): the curated stores (docs/architecture.md,
   "Curated store"): signals (N, 12, T) float32 mV at ``curate.fs`` Hz, T = ``fs * duration_s`` samples;
 - ``reports/tables/curate/``: ``exclusions_<store>.csv``, ``splits_by_site.csv``, ``prevalence_by_site.csv``,
-  ``intervals_by_condition.csv`` and, for a real dataset, ``rare_sets.csv``;
+  ``intervals_by_condition.csv`` (per condition: neurokit2 on lead II, the global 12-lead measurer and,
+  for simulated data, the intended values; :func:`ecgstudy.data.measure.interval_table`) and, for a real
+  dataset, ``rare_sets.csv``;
 - ``reports/figures/curate/ecg_per_condition.png``: one 12-lead ECG per condition (25 mm/s, 10 mm/mV);
 - ``reports/metrics/curate.json`` (:func:`ecgstudy.data.describe.curation_metrics`).
 """
