@@ -27,7 +27,8 @@ LAYERS = {
     "engine": {"data", "models"},
     "objectives": {"data", "models", "engine"},
     "plots": {"data"},
-    "stages": {"data", "simulate", "models", "engine", "objectives", "plots"},
+    "apply": {"data", "models", "engine"},
+    "stages": {"data", "simulate", "models", "engine", "objectives", "plots", "apply"},
 }
 #: Modules every layer may use: the package root, repository paths, the typed params, progress bars.
 PLUMBING = {"ecgstudy", "ecgstudy.paths", "ecgstudy.config", "ecgstudy.progress"}

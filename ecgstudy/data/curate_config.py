@@ -25,7 +25,8 @@ class CurateConfig:
     preset: str | None = None  # named harmonisation preset (preprocess.PRESETS: ptbxl_benchmark, ecgfounder, ecg_fm)
     fs: int = 100  # store sampling rate (Hz); PTB-XL benchmark rate
     duration_s: float = 10.0  # store record length (s); PTB-XL records are 10 s
-    length_policy: Literal["center_crop_or_pad", "start_crop_or_pad"] = "center_crop_or_pad"  # longer/shorter records
+    length_policy: Literal["center_crop_or_pad", "start_crop_or_pad", "windows"] = "center_crop_or_pad"  # longer/shorter records; windows: a long record becomes several rows (same record and patient ids), for pretraining pools
+    lead_aliases: dict[str, str] = field(default_factory=dict)  # declared lead-name aliases, e.g. {MLII: II, ML2: II} (modified lead II); undeclared non-12-lead names are dropped
     bandpass: tuple[float, float] | None = None  # [low, high] Hz zero-phase Butterworth; null = none (benchmark)
     notch: float | None = None  # powerline notch (Hz); null = none
     baseline_median_s: float | None = None  # running-median baseline removal window (s); null = none
@@ -60,6 +61,7 @@ class CurateConfig:
             raise ValueError("val_fraction and test_fraction must be >= 0 with a sum < 1")
         if self.n_workers < 0 or self.chunk_size < 1:
             raise ValueError("n_workers must be >= 0 and chunk_size >= 1")
+        preprocess.check_aliases(self.lead_aliases)
         self.qc.validate()
         self.rare_sets.validate()
 

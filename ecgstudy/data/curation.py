@@ -85,7 +85,7 @@ def curate(
 
     Returns
     -------
-    dict summary: ``n_catalog``, ``n_kept``, ``n_excluded``, ``n_flagged``, ``excluded_by_reason``,
+    dict summary: ``n_catalog``, ``n_kept`` (records), ``n_rows`` (store rows), ``n_excluded``, ``n_flagged``, ``excluded_by_reason``,
     ``splits`` (records per split), ``seconds``, ``records_per_s``, ``out_dir``, ``source``.
     """
     t0 = time.perf_counter()
@@ -130,7 +130,14 @@ def curate(
 
     with atomic_folder(out_dir) as tmp:
         kept = _write_signals(reader, cfg, positions, catalog["record_id"].to_numpy(), tmp, excluded, progress)
-        summary = _write_tables(reader, cfg, source, catalog, split, kept, y_rows, excluded, tmp, seed)
+        if kept.empty:  # no store, but every record's reason stays inspectable
+            _excluded_table(catalog, excluded).to_parquet(tmp / "excluded.parquet", index=False)
+        else:
+            summary = _write_tables(reader, cfg, source, catalog, split, kept, y_rows, excluded, tmp, seed)
+    if kept.empty:
+        reasons = Counter(e["reason"] for e in excluded)
+        raise ValueError(f"{reader.root}: no record passed curation (exclusions by reason: {dict(reasons)}); "
+                         f"every record's reason is in {out_dir / 'excluded.parquet'}")
     seconds = time.perf_counter() - t0
     summary.update(
         out_dir=str(out_dir), seconds=round(seconds, 2), records_per_s=round(len(catalog) / max(seconds, 1e-9), 1)
@@ -148,7 +155,11 @@ def _write_signals(
     excluded: list,
     progress: bool,
 ) -> pd.DataFrame:
-    """Stream harmonised signals into ``tmp/signals.npy``; returns per-kept-record facts in order."""
+    """Stream harmonised signals into ``tmp/signals.npy``; returns per-stored-row facts in order (empty when
+    no record passed, and then no signal file is left in ``tmp``).
+
+    Under the ``windows`` length policy a record gives one row per window (same position, ``window`` 0..K-1).
+    """
     writer = SignalWriter(tmp, len(positions), len(preprocess.STANDARD_LEADS), cfg.n_samples)
     kept: list[dict[str, Any]] = []
     bar = tqdm(total=len(positions), desc=f"curate {reader.root.name}", unit="rec", disable=not progress)
@@ -161,17 +172,28 @@ def _write_signals(
             for reason, detail in o.flags:
                 excluded.append({"record_id": record_id, "reason": reason, "detail": detail, "action": "flagged"})
         if block:
-            writer.append(np.stack([o.signal for o in block]), np.stack([o.mask for o in block]))
-            kept += [
-                {"position": o.position, "fs": o.fs, "duration_s": o.duration_s, "offset_s": o.offset_s} for o in block
-            ]
+            signals = [o.signal if o.signal.ndim == 3 else o.signal[None] for o in block]  # (K, 12, T) each
+            writer.append(np.concatenate(signals), np.concatenate([np.repeat(o.mask[None], len(x), 0)
+                                                                   for o, x in zip(block, signals)]))
+            for o, x in zip(block, signals):
+                offsets = np.atleast_1d(o.offset_s)
+                kept += [{"position": o.position, "window": w, "fs": o.fs, "duration_s": o.duration_s,
+                          "offset_s": float(offsets[w])} for w in range(len(x))]
         bar.update(len(chunk))
     bar.close()
     if not kept:
-        reasons = Counter(e["reason"] for e in excluded)
-        raise ValueError(f"{reader.root}: no record passed curation (exclusions by reason: {dict(reasons)})")
+        for name in ("signals.npy", "lead_mask.npy"):
+            (tmp / name).unlink(missing_ok=True)
+        return pd.DataFrame(columns=["position", "window", "fs", "duration_s", "offset_s"])
     writer.close()
     return pd.DataFrame(kept)
+
+
+def _excluded_table(catalog: pd.DataFrame, excluded: list) -> pd.DataFrame:
+    """excluded.parquet rows (record_id, reason, detail, action) in catalog order."""
+    excl = pd.DataFrame(excluded, columns=["record_id", "reason", "detail", "action"])
+    order = {rid: i for i, rid in enumerate(catalog["record_id"])}
+    return excl.sort_values("record_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
 
 
 def _write_tables(
@@ -198,27 +220,29 @@ def _write_tables(
     records = pd.concat([records, rows], axis=1)
     records["duration_s"] = kept["duration_s"].to_numpy()
     records["offset_s"] = kept["offset_s"].to_numpy()
+    if cfg.length_policy == "windows":  # rows of one record share its ids; window k starts at offset_s
+        records["window"] = kept["window"].to_numpy()
     truth = reader.ground_truth()
     if truth is not None:
-        records = records.merge(truth, on="record_id", how="left", validate="one_to_one")
+        records = records.merge(truth, on="record_id", how="left", validate="many_to_one")
     y = np.stack([y_rows[p] for p in pos]).astype(np.int8)
     labels = pd.DataFrame(y, columns=[lab.LABEL_PREFIX + c for c in vocab.codes])
     records = pd.concat([records, labels], axis=1)
     check_patient_integrity(records["patient_id"], records["split"])
     records.to_parquet(tmp / "records.parquet", index=False)
 
-    excl = pd.DataFrame(excluded, columns=["record_id", "reason", "detail", "action"])
-    order = {rid: i for i, rid in enumerate(catalog["record_id"])}
-    excl = excl.sort_values("record_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    excl = _excluded_table(catalog, excluded)
     excl.to_parquet(tmp / "excluded.parquet", index=False)
-    n_masks = _write_masks(reader, records, tmp, cfg.duration_s)
+    # signature masks are per record id; windows of one record would share it, so none are written then
+    n_masks = _write_masks(reader, records, tmp, cfg.duration_s) if cfg.length_policy != "windows" else -1
 
     dropped = excl[excl["action"] == "excluded"]
     summary = {
         "source": source,
         "root": str(reader.root),
         "n_catalog": len(catalog),
-        "n_kept": len(records),
+        "n_kept": int(kept["position"].nunique()),  # records; store rows differ under the windows policy
+        "n_rows": len(records),
         "n_excluded": len(dropped),
         "n_flagged": int((excl["action"] == "flagged").sum()),
         "excluded_by_reason": {k: int(v) for k, v in dropped["reason"].value_counts().sort_index().items()},
@@ -235,6 +259,7 @@ def _write_tables(
         "label_info": vocab.label_info(),
         "preprocessing": cfg.preprocessing(),
         "qc": dataclasses.asdict(cfg.qc),
+        "lead_aliases": dict(cfg.lead_aliases),
         "splits": {
             "external_sites": list(cfg.external_sites),
             "official_folds": bool(cfg.use_official_folds and "strat_fold" in catalog.columns),

@@ -29,11 +29,11 @@ class Outcome:
     """Result of processing one record: a harmonised signal, or an exclusion reason."""
 
     position: int
-    signal: np.ndarray | None = None  # float32 (12, n_samples) at the store fs, mV
+    signal: np.ndarray | None = None  # float32 (12, n_samples) at the store fs, mV; (K, 12, n_samples) under the windows policy
     mask: np.ndarray | None = None  # bool (12,)
     fs: float = float("nan")  # original rate
     duration_s: float = float("nan")  # original duration
-    offset_s: float = 0.0  # time in the original record of stored sample 0
+    offset_s: float | np.ndarray = 0.0  # time in the original record of stored sample 0; (K,) under the windows policy
     reason: str | None = None
     detail: str = ""
     flags: list[tuple[str, str]] = field(default_factory=list)
@@ -57,7 +57,7 @@ def process_record(source: Source, cfg: CurateConfig, position: int) -> Outcome:
         raw = source.read_signal(position)
         out.fs, out.duration_s = raw.fs, raw.duration_s
         data = preprocess.to_millivolts(raw.data, raw.units)
-        data, mask = preprocess.to_standard_leads(data, raw.leads)
+        data, mask = preprocess.to_standard_leads(data, raw.leads, cfg.lead_aliases)
     except RecordReadError as exc:  # paths relative to the dataset root: the store is portable
         out.reason, out.detail = exc.reason, exc.detail.replace(f"{source.root}{os.sep}", "")
         return out
@@ -65,7 +65,7 @@ def process_record(source: Source, cfg: CurateConfig, position: int) -> Outcome:
         out.reason, out.detail = "bad_leads_or_units", str(exc)
         return out
     try:
-        qc = quality.check(data, mask, raw.fs, cfg.duration_s, cfg.qc)
+        qc = quality.check(data, mask, raw.fs, cfg.duration_s, cfg.qc, longer_ok=cfg.length_policy == "windows")
         if qc.excluded:
             out.reason, out.detail = qc.reason, qc.detail
             return out

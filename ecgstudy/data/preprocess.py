@@ -22,8 +22,15 @@ from ecgstudy.data.leads import LEADS
 #: The standard 12-lead order of every store.
 STANDARD_LEADS: tuple[str, ...] = LEADS
 _BY_LOWER = {name.lower(): name for name in STANDARD_LEADS}
-#: Length policies for records longer/shorter than the target duration.
-LENGTH_POLICIES: tuple[str, ...] = ("center_crop_or_pad", "start_crop_or_pad")
+#: Length policies for records longer/shorter than the target duration: one stored row per record (cropped
+#: or zero-padded), or ``windows``: consecutive non-overlapping windows of the target length, one stored row
+#: each (a tail shorter than a window is dropped; a record shorter than one window is padded at the end).
+LENGTH_POLICIES: tuple[str, ...] = ("center_crop_or_pad", "start_crop_or_pad", "windows")
+#: Lead names some sources use for leads that stand in for a standard lead. Never applied on their own:
+#: a curation (``curate.lead_aliases``) or a prediction declares the aliases it accepts. Sources: the MIT-BIH
+#: Arrhythmia Database headers (PhysioNet, Moody & Mark 2001) name their modified limb lead "MLII"; other
+#: PhysioNet databases spell it "ML2"; "MLI" and "MLIII" are the modified leads I and III of the same family.
+DOCUMENTED_ALIASES: dict[str, str] = {"MLII": "II", "ML2": "II", "MLI": "I", "MLIII": "III"}
 #: Load-time normalisations.
 NORMALISATIONS: tuple[str, ...] = ("per_lead_zscore", "record_zscore", "none")
 #: Multipliers to mV.
@@ -70,13 +77,31 @@ def standard_lead_name(name: str) -> str | None:
     return _BY_LOWER.get(str(name).strip().lower())
 
 
-def to_standard_leads(data: np.ndarray, leads: tuple[str, ...] | list[str]) -> tuple[np.ndarray, np.ndarray]:
+def check_aliases(aliases: dict[str, str] | None) -> dict[str, str]:
+    """Declared lead-name aliases ``{source name: standard lead}`` with standard spellings; fails naming a bad one."""
+    out = {}
+    for name, target in (aliases or {}).items():
+        std = standard_lead_name(target)
+        if std is None:
+            raise ValueError(f"lead alias {name!r} -> {target!r}: the target must be one of {list(STANDARD_LEADS)}")
+        if standard_lead_name(name) is not None and standard_lead_name(name) != std:
+            raise ValueError(f"lead alias {name!r} -> {target!r} would rename a standard lead")
+        out[str(name).strip().lower()] = std
+    return out
+
+
+def to_standard_leads(
+    data: np.ndarray, leads: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Reorder leads to :data:`STANDARD_LEADS`.
 
     Parameters
     ----------
     data : array of shape (n_leads, n_samples)
-    leads : names of the rows of ``data``, any case; names that are not 12-lead names are dropped
+    leads : names of the rows of ``data``, any case; names that are not 12-lead names (nor declared
+        aliases) are dropped (e.g. the Frank leads vx, vy, vz of PTB Diagnostic records)
+    aliases : declared ``{source name: standard lead}`` (any case), e.g. ``{"MLII": "II"}``
+        (:data:`DOCUMENTED_ALIASES`); undeclared aliases are dropped like any other name
 
     Returns
     -------
@@ -85,8 +110,9 @@ def to_standard_leads(data: np.ndarray, leads: tuple[str, ...] | list[str]) -> t
     """
     out = np.full((len(STANDARD_LEADS), data.shape[1]), np.nan)
     seen: dict[str, str] = {}
+    declared = check_aliases(aliases)
     for row, name in enumerate(leads):
-        std = standard_lead_name(name)
+        std = standard_lead_name(name) or declared.get(str(name).strip().lower())
         if std is None:
             continue
         if std in seen:
@@ -181,8 +207,9 @@ def fit_length(data: np.ndarray, n_samples: int, policy: str = "center_crop_or_p
     out : array of shape (n_leads, n_samples); missing (all-NaN) leads stay NaN after padding
     offset : index in the input of output sample 0 (negative when padded at the start)
     """
-    if policy not in LENGTH_POLICIES:
-        raise ValueError(f"unknown length policy {policy!r}; valid: {list(LENGTH_POLICIES)}")
+    if policy not in LENGTH_POLICIES or policy == "windows":
+        raise ValueError(f"unknown length policy {policy!r}; valid: {[p for p in LENGTH_POLICIES if p != 'windows']} "
+                         "(windows: see split_windows)")
     n = data.shape[1]
     if n == n_samples:
         return data, 0
@@ -194,6 +221,44 @@ def fit_length(data: np.ndarray, n_samples: int, policy: str = "center_crop_or_p
     out[:, start : start + n] = data
     out[np.isnan(data).all(axis=1)] = np.nan
     return out, offset
+
+
+def split_windows(data: np.ndarray, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``data`` (n_leads, n) into consecutive non-overlapping windows of ``n_samples`` (``windows`` policy).
+
+    Returns
+    -------
+    windows : array of shape (K, n_leads, n_samples), K = max(1, n // n_samples); the tail after the last
+        whole window is dropped; a record shorter than one window is zero-padded at the end (missing
+        leads stay NaN)
+    offsets : int64 (K,), index in the input of each window's sample 0
+    """
+    n = data.shape[1]
+    if n <= n_samples:
+        padded, offset = fit_length(data, n_samples, "start_crop_or_pad")
+        return padded[None], np.array([offset], dtype=np.int64)
+    starts = np.arange(n // n_samples, dtype=np.int64) * n_samples
+    return np.stack([data[:, s : s + n_samples] for s in starts]), starts
+
+
+def filter_and_resample(
+    data: np.ndarray,
+    fs: float,
+    fs_out: float,
+    *,
+    bandpass_hz: tuple[float, float] | None = None,
+    notch_hz: float | None = None,
+    baseline_median_s: float | None = None,
+) -> np.ndarray:
+    """The filters of :func:`harmonise` at ``fs`` (notch, band-pass, median baseline), then resampling to
+    ``fs_out``: (12, n) at ``fs`` Hz -> (12, m) at ``fs_out`` Hz, mV, any length (no cropping)."""
+    if notch_hz is not None:
+        data = notch(data, fs, notch_hz)
+    if bandpass_hz is not None:
+        data = bandpass(data, fs, *bandpass_hz)
+    if baseline_median_s is not None:
+        data = remove_baseline_median(data, fs, baseline_median_s)
+    return resample(data, fs, fs_out)
 
 
 def harmonise(
@@ -218,16 +283,16 @@ def harmonise(
 
     Returns
     -------
-    out : float32 array of shape (12, n_samples) at ``fs_out`` Hz, mV
-    offset_s : time (s) in the input of output sample 0 (negative when padded at the start)
+    out : float32 array of shape (12, n_samples) at ``fs_out`` Hz, mV; with ``length_policy`` ``windows``,
+        shape (K, 12, n_samples) (:func:`split_windows`)
+    offset_s : time (s) in the input of output sample 0 (negative when padded at the start); with
+        ``windows``, float64 (K,), one per window
     """
-    if notch_hz is not None:
-        data = notch(data, fs, notch_hz)
-    if bandpass_hz is not None:
-        data = bandpass(data, fs, *bandpass_hz)
-    if baseline_median_s is not None:
-        data = remove_baseline_median(data, fs, baseline_median_s)
-    data = resample(data, fs, fs_out)
+    data = filter_and_resample(data, fs, fs_out, bandpass_hz=bandpass_hz, notch_hz=notch_hz,
+                               baseline_median_s=baseline_median_s)
+    if length_policy == "windows":
+        windows, starts = split_windows(data, n_samples)
+        return windows.astype(np.float32), starts / fs_out
     data, offset = fit_length(data, n_samples, length_policy)
     return data.astype(np.float32), offset / fs_out
 

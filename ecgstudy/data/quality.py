@@ -6,7 +6,8 @@ resampling, which would smear clipping plateaus). Reasons (``excluded.parquet`` 
 - ``empty_record``: no samples
 - ``non_finite``: NaN or inf inside a lead that is otherwise present (a lead that is NaN throughout
   counts as missing instead)
-- ``wrong_duration``: duration differs from the target by more than ``duration_tolerance_s``
+- ``wrong_duration``: duration differs from the target by more than ``duration_tolerance_s`` (with
+  ``longer_ok``, as under the ``windows`` length policy: only shorter by more than that)
 - ``flat_lead``: a lead's standard deviation below ``flat_std_mv`` (lead off)
 - ``saturated_lead``: a lead sits at its extreme value for ``saturation_run_s`` or longer (clipping)
 - ``implausible_amplitude``: a lead deviates from its median by more than ``max_amplitude_mv``
@@ -98,7 +99,8 @@ def saturated_leads(
     return out
 
 
-def check(data: np.ndarray, mask: np.ndarray, fs: float, target_duration_s: float, cfg: QCConfig) -> QCResult:
+def check(data: np.ndarray, mask: np.ndarray, fs: float, target_duration_s: float, cfg: QCConfig, *,
+          longer_ok: bool = False) -> QCResult:
     """Quality-check one raw record.
 
     Parameters
@@ -106,6 +108,7 @@ def check(data: np.ndarray, mask: np.ndarray, fs: float, target_duration_s: floa
     data : array of shape (12, n_samples) at ``fs`` Hz, mV, standard lead order (missing leads NaN)
     mask : bool (12,), leads present
     target_duration_s : the store's record duration
+    longer_ok : records longer than the target pass the duration check (they are windowed, not cropped)
     """
     mask = np.asarray(mask, bool).copy()
     n = data.shape[1]
@@ -116,7 +119,8 @@ def check(data: np.ndarray, mask: np.ndarray, fs: float, target_duration_s: floa
         bad = [STANDARD_LEADS[j] for j in np.flatnonzero(mask) if not np.isfinite(data[j]).all()]
         return QCResult(mask, "non_finite", f"NaN/inf samples in lead(s) {', '.join(bad)}")
     duration = n / fs
-    if cfg.duration_tolerance_s is not None and abs(duration - target_duration_s) > cfg.duration_tolerance_s:
+    excess = target_duration_s - duration if longer_ok else abs(duration - target_duration_s)
+    if cfg.duration_tolerance_s is not None and excess > cfg.duration_tolerance_s:
         return QCResult(mask, "wrong_duration", f"{duration:.3f} s, expected {target_duration_s} s")
     median = np.median(present, axis=1)
     problems: dict[str, np.ndarray] = {

@@ -105,15 +105,17 @@ class SignalWriter:
     Parameters
     ----------
     folder : the (temporary) store folder
-    capacity : most records that will be written (the file is cut to the real count by :meth:`close`)
+    capacity : records expected (the file grows when more come, as under the ``windows`` length policy,
+        and is cut to the real count by :meth:`close`)
     n_leads, n_samples : shape of one record (float32 (n_leads, n_samples))
     """
 
     def __init__(self, folder: Path, capacity: int, n_leads: int, n_samples: int):
         self.path = Path(folder) / "signals.npy"
         self.mask_path = Path(folder) / "lead_mask.npy"
-        self.capacity = capacity
-        np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=(capacity, n_leads, n_samples)).flush()
+        self.capacity = max(1, capacity)
+        self.shape = (n_leads, n_samples)
+        np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=(self.capacity, *self.shape)).flush()
         self.masks = np.zeros((capacity, n_leads), dtype=bool)  # 12 bytes per record
         self.n = 0
 
@@ -121,13 +123,26 @@ class SignalWriter:
         """Write a block: ``signals`` float32 (k, n_leads, n_samples) in mV, ``masks`` bool (k, n_leads)."""
         k = len(signals)
         if self.n + k > self.capacity:
-            raise ValueError(f"{self.path}: more than the {self.capacity} records allocated")
+            self._grow(max(2 * self.capacity, self.n + k))
         mapped = np.lib.format.open_memmap(self.path, mode="r+")  # reopened per block: flat resident memory
         mapped[self.n : self.n + k] = signals
         mapped.flush()
         del mapped
         self.masks[self.n : self.n + k] = masks
         self.n += k
+
+    def _grow(self, capacity: int, block: int = 256) -> None:
+        """Reallocate signals.npy for ``capacity`` records, copying the rows written in blocks (flat memory)."""
+        bigger = self.path.with_name(self.path.name + ".grow")
+        new = np.lib.format.open_memmap(bigger, mode="w+", dtype=np.float32, shape=(capacity, *self.shape))
+        old = np.load(self.path, mmap_mode="r")
+        for start in range(0, self.n, block):
+            new[start : start + block] = old[start : min(self.n, start + block)]
+        new.flush()
+        del new, old
+        os.replace(bigger, self.path)
+        self.masks = np.concatenate([self.masks, np.zeros((capacity - self.capacity, self.shape[0]), bool)])
+        self.capacity = capacity
 
     def close(self) -> int:
         """Cut signals.npy to the records written, save lead_mask.npy; returns the record count."""

@@ -229,3 +229,30 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
         raise CheckpointError(f"{path}: {len(payload['labels'])} labels for {model.n_labels} outputs")
     load_state_strict(model, payload["state_dict"], str(path))
     return model.eval(), _info(payload, path)
+
+
+def update_extra(path: str | Path, **fields: Any) -> Path:
+    """Add or replace plain ``extra`` fields of a saved checkpoint (e.g. thresholds chosen after training).
+
+    The weights, spec and provenance are left as they are; the file is rewritten atomically.
+    """
+    path = Path(path)
+    payload = read_checkpoint(path)
+    payload["extra"] = {**payload.get("extra", {}), **_plain(fields, "extra")}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def n_parameters(path: str | Path) -> int:
+    """Number of parameters (weights and biases; buffers such as batch-norm statistics excluded) in a checkpoint."""
+    from ecgstudy.models import encoder_from_spec
+
+    payload = read_checkpoint(path)
+    spec = payload["spec"]["encoder"] if payload["kind"] == "classifier" else payload["spec"]
+    count = sum(p.numel() for p in encoder_from_spec(spec).parameters())
+    if payload["kind"] == "classifier":
+        head = [v for k, v in payload["state_dict"].items() if k.startswith("head.")]
+        count += sum(int(v.numel()) for v in head)
+    return int(count)

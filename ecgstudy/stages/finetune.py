@@ -25,6 +25,12 @@ numbers. The probes' heads are fitted on cached features, which cannot be re-cro
 windows they are fitted on the embeddings of every window of the training records and scored like the
 full fine-tunes; without, on whole-record embeddings (``train_crop_s`` does not apply to them).
 
+Decisions. After each classifier is saved, per-label thresholds are chosen on the validation split by
+``threshold_rule`` and stored in its checkpoint (:mod:`ecgstudy.apply.decisions`); their sensitivity,
+specificity and calibration (reliability bins, ECE) on each evaluation split go to
+``reports/tables/finetune/{decisions,calibration}.csv``, and a model card is written beside the checkpoint
+(:mod:`ecgstudy.apply.cards`).
+
 The heads themselves (:func:`~ecgstudy.engine.probes.train_full`, :func:`~ecgstudy.engine.probes.train_probe`)
 live in the engine: the pretrain and transfer stages use them too.
 """
@@ -42,11 +48,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ecgstudy.apply.cards import build_card, evaluation_entry, write_card
+from ecgstudy.apply.decisions import Decisions, finish_classifier
 from ecgstudy.data.labels import task_labels
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import evaluate
 from ecgstudy.engine.probes import embed_dataset, embed_windows, fresh_encoder, pos_weights, predict_probs, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.engine.thresholds import parse_rule
 from ecgstudy.engine.train import TrainConfig, resolve_device
 from ecgstudy.models.checkpoint import save_checkpoint
 from ecgstudy.stages import artifacts
@@ -89,8 +98,10 @@ class FinetuneConfig:
     pos_weight: bool = True  # BCE positive weights n_neg / n_pos from the training subset (ECG-FM)
     monitor: Literal["val_loss", "val_auroc"] = "val_auroc"  # best-epoch selection on the validation split (the reported metric; BCE is skewed by pos_weight)
     num_threads: int = 0  # torch CPU threads (0 = torch default)
+    threshold_rule: str = "youden"  # per-label decision thresholds chosen on val, stored in each classifier: youden | f1 | sensitivity:X
 
     def validate(self) -> None:
+        parse_rule(self.threshold_rule)
         bad = [s for s in self.strategies if s not in STRATEGIES]
         if bad or not self.strategies:
             raise ValueError(f"unknown strategies {bad}; valid: {list(STRATEGIES)}")
@@ -142,6 +153,8 @@ class FinetuneResult:
     scores: ScoreFile  # every model's probabilities on the evaluation splits (models/finetune/scores.npz)
     metrics: dict[str, Any]  # reports/metrics/finetune.json
     labels: list[str] = field(default_factory=list)
+    decisions: pd.DataFrame | None = None  # per model x eval split x label: stored threshold, sensitivity, specificity, ECE
+    calibration: pd.DataFrame | None = None  # per model x eval split x label: reliability-diagram bins
 
 
 @dataclass
@@ -275,19 +288,20 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
                              "strategies": list(cfg.strategies), "fractions": list(cfg.fractions)})
     for split in cfg.eval_splits:
         scores.add_group(split, inp.datasets[split].y, inp.patients[inp.rows[split]], inp.labels)
-    rows, curves = [], []
+    rows, curves, decided = [], [], []
     for fraction in cfg.fractions:
         sub = patient_subsample(inp.patients, inp.rows["train"], fraction, seed)
         for strategy in cfg.strategies:
             start = time.perf_counter()
             model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, features, probe_encoders, seed, device)
             seconds = time.perf_counter() - start
-            save_checkpoint(
+            path = save_checkpoint(
                 Path(models_dir) / classifier_name(strategy, fraction), model,
                 config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": seed},
                 preprocessing=inp.info["preprocessing"], labels=inp.labels,
                 extra={"best_epoch": fitted.best_epoch, "n_train": len(sub), "pretrained_from": str(encoder_path)},
             )
+            decided.append(_finish(cfg, inp, path, model, preds, sub, fitted.best_epoch, strategy, fraction, device))
             curves.append(fitted.history.assign(strategy=strategy, fraction=fraction))
             for split, p in preds.items():
                 scores.add((strategy, f"{fraction:g}", "r0"), split, p)  # one training repeat (r<k>: engine.scores)
@@ -299,7 +313,33 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
                 })
     results = pd.DataFrame(rows)
     return FinetuneResult(results=results, curves=pd.concat(curves, ignore_index=True), scores=scores,
-                          metrics=_headline(results, inp.labels, cfg), labels=inp.labels)
+                          metrics=_headline(results, inp.labels, cfg), labels=inp.labels,
+                          decisions=pd.concat([d.operating for d in decided], ignore_index=True),
+                          calibration=pd.concat([d.reliability for d in decided], ignore_index=True))
+
+
+def _finish(cfg: FinetuneConfig, inp: _Inputs, path: Path, model, preds: dict, sub: np.ndarray, best_epoch: int,
+            strategy: str, fraction: float, device) -> Decisions:
+    """Thresholds chosen on val into the saved classifier, its test operating points, and its model card."""
+    val_p = predict_probs(model, inp.datasets["val"], inp.windows, device=device, bf16=cfg.optim.bf16)
+    decided = finish_classifier(path, inp.labels, (inp.datasets["val"].y, val_p),
+                                {s: (inp.datasets[s].y, p) for s, p in preds.items()}, cfg.threshold_rule)
+    pretrained = strategy in _PRETRAINED
+    training = {"source": inp.store.meta.get("source"), "task": cfg.task, "strategy": strategy,
+                "label_fraction": fraction, "train_records": len(sub),
+                "train_patients": len(np.unique(inp.patients[sub])), "val_records": len(inp.rows["val"]),
+                "best_epoch": best_epoch, **cfg.protocol(), "subsample": "seeded patient-level, nested across fractions"}
+    pretraining = ({"source": inp.store.meta.get("source"), "objective": inp.info["config"].get("objective"),
+                    "encoder": artifacts.shown(Path(inp.info["path"])), "records": inp.info["extra"].get("n_train"),
+                    "splits": inp.info["config"].get("splits")} if pretrained else {"objective": "none (random init)"})
+    evaluation = {s: evaluation_entry(decided.operating[decided.operating["split"] == s], point_estimates(y, p)["auroc"],
+                                      len(y), cfg.protocol()["eval_inputs"])
+                  for s, (y, p) in ((s, (inp.datasets[s].y, p)) for s, p in preds.items())}
+    write_card(path, build_card(path, training=training, pretraining=pretraining, evaluation=evaluation,
+                                label_info=inp.store.meta.get("label_info")))
+    decided.operating.insert(0, "model", f"{strategy}_{fraction:g}")
+    decided.reliability.insert(0, "model", f"{strategy}_{fraction:g}")
+    return decided
 
 
 def point_estimates(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -320,7 +360,8 @@ def run(cfg, root: Path | None = None) -> FinetuneResult:
     """The finetune stage: train, save classifiers and scores, write tables, curves and metrics.
 
     ``cfg`` is ``ecgstudy.config.stage_config("finetune", params)``; outputs go under ``root`` (default: the
-    repository root): ``models/finetune/`` (classifiers, ``scores.npz``), ``reports/tables/finetune/results.csv``,
+    repository root): ``models/finetune/`` (classifiers with their model cards, ``scores.npz``),
+    ``reports/tables/finetune/{results,decisions,calibration}.csv``,
     ``reports/plots/finetune/curves.csv`` and ``reports/metrics/finetune.json``.
     """
     out = stage_outputs("finetune", root, models=True, plots=True, figures=False)
@@ -330,5 +371,7 @@ def run(cfg, root: Path | None = None) -> FinetuneResult:
     result.scores.save(out.root / artifacts.FINETUNE_SCORES)
     result.results.to_csv(out.tables / "results.csv", index=False)
     result.curves.to_csv(out.plots / "curves.csv", index=False)
+    result.decisions.to_csv(out.tables / "decisions.csv", index=False)  # thresholds chosen on val, on the eval splits
+    result.calibration.to_csv(out.tables / "calibration.csv", index=False)  # reliability-diagram bins
     out.write_metrics(result.metrics)
     return result

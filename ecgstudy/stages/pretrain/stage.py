@@ -288,8 +288,25 @@ def run_pretrain(
     shutil.copyfile(runs[cfg.keep].checkpoint, kept)
     comparison, scores = probe_comparison({name: r.checkpoint for name, r in runs.items()}, store, cfg.probe, seed=seed,
                                           device=cfg.optim.device, bf16=cfg.optim.bf16)
+    write_encoder_cards(runs, kept, cfg.keep, store, comparison)
     return PretrainResult(runs=runs, comparison=comparison, checkpoint=kept, metrics=_metrics(cfg, runs, comparison),
                           scores=scores)
+
+
+def write_encoder_cards(runs: dict[str, RunResult], kept: Path, keep: str, store, comparison: pd.DataFrame) -> None:
+    """A model card beside every run's checkpoint and ``encoder.pt`` (:mod:`ecgstudy.apply.cards`)."""
+    from ecgstudy.apply.cards import build_card, write_card
+
+    probes = comparison.set_index("run") if len(comparison) else pd.DataFrame()
+    for name, r in runs.items():
+        pretraining = {"source": store.meta.get("source"), "run": name, "objective": r.metrics["objective"],
+                       "records": r.metrics["n_train_records"], "epochs_run": r.metrics["epochs_run"],
+                       "best_epoch": r.metrics["best_epoch"], "best_val_loss": r.metrics["best_val_loss"]}
+        if name in probes.index:  # the study's baseline comparison (validation split, point values)
+            row = probes.loc[name]
+            pretraining.update(val_probe_auroc=float(row["auroc"]), val_probe_auroc_random_init=float(row["random_auroc"]))
+        for path in [r.checkpoint] + ([kept] if name == keep else []):
+            write_card(path, build_card(path, pretraining=pretraining, label_info=store.meta.get("label_info")))
 
 
 def _metrics(cfg: PretrainConfig, runs: dict[str, RunResult], comparison: pd.DataFrame) -> dict[str, Any]:
