@@ -33,7 +33,7 @@ class Finding:
 
     code: str  # catalogue code that puts it on the ECG
     rate: float  # probability that an ECG of a patient with the diagnosis shows it
-    published: tuple[float, float]  # the range reported for that rate (SOURCES.md; equal bounds = one value)
+    published: tuple[float, float] | None = None  # range reported for that rate; None: a modelling choice (SOURCES.md)
 
 
 @dataclass(frozen=True)
@@ -63,30 +63,30 @@ DIAGNOSES: dict[str, Diagnosis] = {
             _F("HYPERK_ECG", 0.50, (0.46, 0.52)),  # any hyperkalaemic change (Montague 2008; Acker 1998)
         )),
         Diagnosis("ARVC", 36.0, 13.0, 0.35, (
-            _F("ARVC_TWI", 0.70, (0.47, 0.87)),  # T inversion V1-V3
+            _F("ARVC_TWI", 0.70),  # T inversion V1-V3: 87 % in established disease (Marcus 2005), fewer when screened
             _F("ARVC_EPSILON", 0.20, (0.14, 0.31)),  # epsilon wave (Saguner 2015: 14 % -> 31 % over follow-up)
         )),
         Diagnosis("CARCINOID", 60.0, 11.0, 0.50, (
-            _F("NT_", 0.30, (0.30, 0.30)),  # non-specific ST-T change, the commonest finding
-            _F("LVOLT", 0.20, (0.20, 0.20)),  # pericardial effusion, myocardial metastases
-            _F("RAO/RAE", 0.20, (0.20, 0.20)),  # right atrial enlargement (53 % by echocardiography)
-            _F("STACH", 0.15, (0.15, 0.15)),  # flushing, vasoactive amines
-            _F("IRBBB", 0.10, (0.10, 0.10)),  # right ventricular volume overload
-            _F("CRBBB", 0.05, (0.05, 0.05)),
-            _F("RVH", 0.08, (0.08, 0.08)),  # right heart strain, pulmonary stenosis
+            _F("NT_", 0.30),  # non-specific ST-T change, the commonest finding
+            _F("LVOLT", 0.20),  # pericardial effusion, myocardial metastases
+            _F("RAO/RAE", 0.20),  # right atrial enlargement (53 % by echocardiography)
+            _F("STACH", 0.15),  # flushing, vasoactive amines
+            _F("IRBBB", 0.10),  # right ventricular volume overload
+            _F("CRBBB", 0.05),
+            _F("RVH", 0.08),  # right heart strain, pulmonary stenosis
         )),
         Diagnosis("CONSTRICT", 55.0, 15.0, 0.25, (
-            _F("NT_", 0.70, (0.70, 0.90)),  # T flattening/inversion, the commonest finding
+            _F("NT_", 0.70),  # T flattening/inversion, the commonest finding
             _F("LVOLT", 0.27, (0.25, 0.30)),  # low QRS voltage
             _F("AFIB", 0.25, (0.20, 0.30)),  # atrial fibrillation
-            _F("LAO/LAE", 0.25, (0.25, 0.25)),  # broad notched P (in sinus rhythm)
-            _F("RVH", 0.05, (0.05, 0.05)),  # right axis / RVH pattern, less frequent
+            _F("LAO/LAE", 0.25),  # broad notched P (in sinus rhythm)
+            _F("RVH", 0.05),  # right axis / RVH pattern, less frequent
         )),
         Diagnosis("RHEUMMS", 55.0, 15.0, 0.75, (
-            _F("AFIB", 0.30, (0.22, 0.40)),  # REMEDY 21.8 % of rheumatic heart disease; more in mitral stenosis
-            _F("LAO/LAE", 0.50, (0.50, 0.50)),  # P mitrale (in sinus rhythm)
-            _F("RVH", 0.15, (0.15, 0.15)),  # pulmonary hypertension: right axis, R/S > 1 in V1
-            _F("RAO/RAE", 0.05, (0.05, 0.05)),
+            _F("AFIB", 0.30),  # REMEDY: 21.8 % of (younger) rheumatic heart disease patients; more with age
+            _F("LAO/LAE", 0.50),  # P mitrale (in sinus rhythm)
+            _F("RVH", 0.15),  # pulmonary hypertension: right axis, R/S > 1 in V1
+            _F("RAO/RAE", 0.05),
         )),
     ]
 }

@@ -38,7 +38,9 @@ from ecgstudy.simulate.writer import downsample, write_wfdb
 class RareConfig:
     """The rare-disease case-control sets."""
 
-    codes: tuple[str, ...] = ("CARCINOID", "CONSTRICT", "RHEUMMS", "BRUGADA", "HYPERK", "ARVC")  # rare clinical diagnoses, one set each
+    codes: tuple[str, ...] = (
+        "CARCINOID", "CONSTRICT", "RHEUMMS", "BRUGADA", "HYPERK", "ARVC"
+    )  # rare clinical diagnoses, one set each
     n_cases: int = 40  # patients with the condition per set
     n_controls: int = 160  # patients without it per set (same demographics)
 

@@ -46,7 +46,7 @@ class SiteConfig:
     age_sd: float = 17.0  # its spread, years
     female_frac: float = 0.48  # share of women
     prevalence: dict[str, float] = field(default_factory=dict)  # case-mix multipliers per SCP code
-    convention: str = "sokolow"  # how the site's cardiologists read: sokolow | cornell | strict (simulate/annotate.py CONVENTIONS)
+    convention: str = "sokolow"  # how the site's cardiologists read: sokolow | cornell | strict (annotate.py)
 
     def validate(self) -> None:
         if self.native_fs < 100:
@@ -68,7 +68,8 @@ class SiteConfig:
         from ecgstudy.simulate.annotate import CONVENTIONS  # annotate -> conditions -> effects: import late
 
         if self.convention not in CONVENTIONS:
-            raise ValueError(f"site {self.name!r}: convention {self.convention!r} unknown; known: {sorted(CONVENTIONS)}")
+            raise ValueError(f"site {self.name!r}: convention {self.convention!r} unknown; "
+                             f"known: {sorted(CONVENTIONS)}")
 
     def noise_levels(self) -> NoiseLevels:
         return NoiseLevels(self.wander_mv, self.emg_uv, self.mains_hz, self.mains_uv, self.motion_prob)
