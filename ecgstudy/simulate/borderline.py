@@ -7,15 +7,11 @@ physiology but is not a condition: the record carries no code for it (the truth 
 :func:`ecgstudy.simulate.conditions.complete_truth`), and ground_truth.parquet lists it in its
 ``borderline`` column. Readers may still over-call it (:mod:`ecgstudy.simulate.annotate`).
 
-=========  ==============================================  ===============================================
-code       physiology (severity 0 -> 1)                      criterion it stays below
-=========  ==============================================  ===============================================
-BL_1AVB    PR 190 -> 199 ms                                  1AVB: PR > 200 ms (Mason et al. 2007)
-BL_QRS     QRS 110 -> 119 ms, normal activation sequence     CLBBB/CRBBB: QRS >= 120 ms (Surawicz 2009);
-                                                             IVCD in the Minnesota code: >= 120 ms
-BL_LNGQT   QTc 15 -> 3 ms below 450 (men) / 460 (women)      LNGQT: QTc >= 450 / 460 ms (Rautaharju 2009)
-BL_LVH     Sokolow-Lyon voltage 3.0 -> 3.4 mV                LVH: SV1 + RV5/6 >= 3.5 mV (Sokolow 1949)
-=========  ==============================================  ===============================================
+- ``BL_1AVB``: PR 190 -> 199 ms (severity 0 -> 1); 1AVB needs PR > 200 ms (Mason et al. 2007).
+- ``BL_QRS``: QRS 110 -> 119 ms with a normal activation sequence; complete BBB needs >= 120 ms (Surawicz
+  et al. 2009), as does IVCD in the Minnesota code.
+- ``BL_LNGQT``: QTc 15 -> 3 ms below 450 ms (men) / 460 ms (women), the long-QT limits (Rautaharju 2009).
+- ``BL_LVH``: Sokolow-Lyon voltage 3.0 -> 3.4 mV; LVH needs SV1 + RV5/6 >= 3.5 mV (Sokolow & Lyon 1949).
 """
 
 from __future__ import annotations

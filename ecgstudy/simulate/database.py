@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ecgstudy.paths import resource
+from ecgstudy.simulate.conditions import BORDERLINE_CODES
 from ecgstudy.simulate.rare import RARE_STATEMENTS
 
 DATABASE_COLUMNS = (
@@ -122,7 +123,7 @@ def truth_row(plan, truth: dict, lead_off: str | None) -> dict:
         # what a rare diagnosis shows on this ECG (rare cases), and physiology just below a criterion
         "ecg_expression": json.dumps({k: round(float(v), 4) for k, v in getattr(plan, "expression", {}).items()},
                                      sort_keys=True),
-        "borderline": json.dumps({k: round(float(v), 4) for k, v in plan.conditions.items() if k.startswith("BL_")},
+        "borderline": json.dumps({k: round(float(v), 4) for k, v in plan.conditions.items() if k in BORDERLINE_CODES},
                                  sort_keys=True),
     }
     for key in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg", "sokolow_mv", "limb_qrs_mv"):
