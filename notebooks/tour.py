@@ -138,8 +138,9 @@ tour.read_table("finetune_comparisons", ["evaluate", "finetune"])
 # %% [markdown]
 # ## 4. Rare-disease transfer
 #
-# Stage `transfer` (about 2.2 min). Three rare conditions outside PTB-XL's vocabulary (Brugada type 1,
-# hyperkalaemia, ARVC), each a small case-control set: the foundation encoder (fine-tuned, or frozen with
+# Stage `transfer`. Six rare clinical diagnoses outside PTB-XL's vocabulary (carcinoid heart disease,
+# pericardial constriction, rheumatic mitral stenosis, Brugada syndrome, hyperkalaemia, ARVC), whose ECGs
+# show them only sometimes and non-specifically, each a small case-control set: the foundation encoder (fine-tuned, or frozen with
 # a logistic probe) against training from scratch, at growing numbers of training cases, with 95%
 # intervals. Look for: the sizes where scratch is near chance (AUROC 0.5) while the foundation encoder
 # is not, and conditions where neither works.

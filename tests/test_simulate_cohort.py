@@ -12,9 +12,11 @@ import wfdb
 
 from ecgstudy import config
 from ecgstudy.simulate import RareConfig, SimulateConfig, write_cohort
+from ecgstudy.simulate.conditions import RARE_CODES
 from ecgstudy.simulate.writer import write_wfdb
 
-TINY = SimulateConfig(n_patients=24, n_records=32, rare=RareConfig(n_cases=3, n_controls=5), workers=1)
+RARE = ("CARCINOID", "BRUGADA", "ARVC")
+TINY = SimulateConfig(n_patients=24, n_records=32, rare=RareConfig(codes=RARE, n_cases=3, n_controls=5), workers=1)
 STANDARD_LEADS = {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"}
 
 
@@ -98,14 +100,14 @@ def test_reported_labels_come_from_true_ones(cohort):
 def test_rare_sets(cohort):
     rare = cohort / "rare"
     db = pd.read_csv(rare / "ptbxl_database.csv", index_col="ecg_id")
-    assert db.case_control_set.value_counts().to_dict() == {"BRUGADA": 8, "HYPERK": 8, "ARVC": 8}
-    for code in ("BRUGADA", "HYPERK", "ARVC"):
+    assert db.case_control_set.value_counts().to_dict() == dict.fromkeys(RARE, 8)
+    for code in RARE:
         part = db[db.case_control_set == code]
         cases = part.scp_codes.map(lambda s, c=code: c in ast.literal_eval(s))
         assert cases.sum() == 3
     assert not set(db.patient_id) & set(pd.read_csv(cohort / "ptbxl_database.csv").patient_id)
     statements = pd.read_csv(rare / "scp_statements.csv", index_col=0)
-    assert {"BRUGADA", "HYPERK", "ARVC"} <= set(statements.index) and len(statements) == 74
+    assert set(RARE_CODES) <= set(statements.index) and len(statements) == 71 + len(RARE_CODES)
     assert (rare / db.filename_hr.iloc[0]).with_suffix(".dat").is_file()
     truth = pd.read_parquet(rare / "ground_truth.parquet")
     assert truth.ecg_id.tolist() == db.index.tolist()
@@ -113,6 +115,9 @@ def test_rare_sets(cohort):
         assert (row.case_control_set in json.loads(truth.true_scp_codes[ecg_id - 1])) == (
             row.case_control_set in ast.literal_eval(row.scp_codes)
         )
+        expression = json.loads(truth.ecg_expression[ecg_id - 1])  # what the ECG shows, kept apart
+        assert set(expression) <= set(json.loads(truth.true_scp_codes[ecg_id - 1]))
+        assert not expression or row.case_control_set in ast.literal_eval(row.scp_codes)
 
 
 def test_same_seed_same_bytes_whatever_the_workers(cohort, tmp_path):

@@ -7,7 +7,15 @@ import pandas as pd
 
 from ecgstudy.paths import resource
 from ecgstudy.simulate.annotate import AnnotatorConfig, annotate
-from ecgstudy.simulate.conditions import CATALOGUE, MAIN_CODES, RARE_CODES, complete_truth, sample_conditions
+from ecgstudy.simulate.conditions import (
+    BORDERLINE_CODES,
+    CATALOGUE,
+    EXPRESSION_CODES,
+    MAIN_CODES,
+    RARE_CODES,
+    complete_truth,
+    sample_conditions,
+)
 from ecgstudy.simulate.folds import stratified_folds
 
 REQUIRED = {"NORM", "SR", "AFIB", "AFLT", "STACH", "SBRAD", "1AVB", "CLBBB", "CRBBB", "IRBBB", "LAFB", "LVH", "RVH",
@@ -23,6 +31,7 @@ def test_vocabulary_is_ptbxl_plus_rare():
     vocab = set(pd.read_csv(resource("ptbxl_scp_statements.csv"), index_col=0).index)
     assert REQUIRED <= set(MAIN_CODES) <= vocab
     assert len(RARE_CODES) >= 3 and not set(RARE_CODES) & vocab
+    assert not (set(EXPRESSION_CODES) | set(BORDERLINE_CODES)) & vocab  # never reported statements
 
 
 def test_prevalence_age_and_cooccurrence():
@@ -101,5 +110,8 @@ def test_folds_respect_patients_and_spread_labels():
 def test_every_catalogued_condition_has_mask_segments_and_effect():
     for code, cond in CATALOGUE.items():
         if code in ("NORM", "SR"):
+            continue
+        if cond.kind == "diagnosis":  # a clinical diagnosis shows only through its expression codes
+            assert cond.effect is None and not cond.segments, code
             continue
         assert cond.effect is not None and cond.segments, code

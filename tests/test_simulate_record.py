@@ -137,10 +137,10 @@ def test_rare_signatures_are_where_the_criteria_look():
         idx = (t[(t > 0) & (t < 9.9)] * rec.fs).astype(int)
         return float(np.median(rec.signal[k, idx]))
 
-    base, brugada = _record({}, seed=8), _record({"BRUGADA": 0.5}, seed=8)
+    base, brugada = _record({}, seed=8), _record({"BRUGADA": 0.5, "BRUGADA_TYPE1": 0.5}, seed=8)
     assert st_level(brugada, "V1", 0.02) > st_level(base, "V1", 0.02) + 0.15
     assert abs(st_level(brugada, "V5", 0.02) - st_level(base, "V5", 0.02)) < 0.05
-    hyperk = _record({"HYPERK": 0.6}, seed=8)
+    hyperk = _record({"HYPERK": 0.6, "HYPERK_ECG": 0.6}, seed=8)
     t_wave = lambda r: max(st_level(r, "V3", dt) for dt in np.arange(0.05, 0.3, 0.01))  # noqa: E731
     assert t_wave(hyperk) > 1.5 * t_wave(base)
     assert "BRUGADA" in brugada.truth["codes"] and "NORM" not in brugada.truth["codes"]

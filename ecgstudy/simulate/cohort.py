@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from ecgstudy.simulate.annotate import AnnotatorConfig, annotate
-from ecgstudy.simulate.conditions import CATALOGUE, RARE_CODES
+from ecgstudy.simulate.annotate import CONVENTIONS, AnnotatorConfig, annotate, reader_measures
+from ecgstudy.simulate.conditions import BORDERLINE_CODES, CATALOGUE, RARE_CODES
 from ecgstudy.simulate.database import database_row, record_paths, truth_row, write_tables
 from ecgstudy.simulate.devices import SiteConfig, default_sites
 from ecgstudy.simulate.plan import RecordPlan, plan_main, plan_rare
@@ -38,7 +38,9 @@ from ecgstudy.simulate.writer import downsample, write_wfdb
 class RareConfig:
     """The rare-disease case-control sets."""
 
-    codes: tuple[str, ...] = ("BRUGADA", "HYPERK", "ARVC")  # rare conditions, one set each
+    codes: tuple[str, ...] = (
+        "CARCINOID", "CONSTRICT", "RHEUMMS", "BRUGADA", "HYPERK", "ARVC"
+    )  # rare clinical diagnoses, one set each
     n_cases: int = 40  # patients with the condition per set
     n_controls: int = 160  # patients without it per set (same demographics)
 
@@ -107,9 +109,12 @@ def simulate_planned(plan: RecordPlan, cfg: SimulateConfig) -> tuple[SimulatedRe
     rec = simulate_record(
         np.random.default_rng(sim_seed), plan.conditions, plan.patient, cfg.sites[plan.site], cfg.fs, cfg.duration_s
     )
+    site = cfg.sites[plan.site]
+    borderline = {c: v for c, v in plan.conditions.items() if c in BORDERLINE_CODES}
     reported = annotate(
         np.random.default_rng(ann_seed), rec.truth["codes"], rec.truth["sokolow_mv"], cfg.annotator,
-        second_opinion=plan.strat_fold >= 9,
+        second_opinion=plan.strat_fold >= 9, convention=CONVENTIONS[site.convention],
+        measures=reader_measures(rec, borderline),
     )
     return rec, reported
 

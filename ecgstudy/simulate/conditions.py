@@ -6,7 +6,12 @@ Each :class:`Condition` ties a PTB-XL SCP code (or a rare code from :mod:`ecgstu
 - its prevalence at age 60, how that changes with age and sex (before the site's case-mix multipliers);
 - its signature mask: the leads where the diagnostic criterion is read and the part of each beat
   (segments, see :func:`ecgstudy.simulate.masks.segment_spans`) where it shows;
-- the look-alike an annotator may report instead when the case is mild.
+- the look-alike an annotator may report instead when the case is mild;
+- its kind: a *statement* (a PTB-XL SCP code, what a reader can report), a clinical *diagnosis* of the
+  rare sets (the label; by itself it changes nothing on the ECG), an *expression* (what a diagnosis shows
+  on a given ECG, e.g. a type-1 Brugada pattern; never reported, drawn by
+  :func:`ecgstudy.simulate.clinical.draw_expression`) or a *borderline* negative (physiology just below a
+  criterion, no code at all; :mod:`ecgstudy.simulate.borderline`).
 
 :func:`sample_conditions` draws one recording's true conditions with severities, with realistic
 co-occurrence (shared risk: infarction and hypertrophy raise ischaemia, ectopy, AF and LBBB; RBBB with
@@ -25,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecgstudy.simulate import borderline as bl
+from ecgstudy.simulate import clinical_effects as cx
 from ecgstudy.simulate import effects as fx
 from ecgstudy.data.leads import LEADS
 from ecgstudy.simulate import rare
@@ -48,6 +55,8 @@ class Condition:
     segments: tuple[str, ...]  # parts of the beats (or the whole record) holding the signature
     look_alike: str | None = None  # what a reader may call a mild case instead
     rare: bool = False  # outside the PTB-XL vocabulary (rare sets only)
+    kind: str = "statement"  # statement | diagnosis | expression | borderline (module docstring)
+    expresses: str | None = None  # expression codes: the diagnosis whose ECG pattern this is
 
 
 _C = Condition
@@ -79,10 +88,34 @@ CATALOGUE: dict[str, Condition] = {
         _C("NST_", "repolarisation", fx.nst, 0.035, 0.1, 1.0, "projected:NST__vector", ("st_t",), "ISC_"),
         _C("LNGQT", "repolarisation", fx.lngqt, 0.015, 0.2, 0.7, "projected:t_vector", ("st_t",)),
         _C("LVOLT", "final", fx.lvolt, 0.015, 0.2, 1.0, ("I", "II", "III", "aVR", "aVL", "aVF"), ("qrs",)),
-        _C("BRUGADA", "repolarisation", rare.brugada, 0.0, 0.0, 8.0, ("V1", "V2"), ("st_t",), None, True),
-        _C("HYPERK", "repolarisation", rare.hyperk, 0.0, 0.3, 1.0, "projected:t_vector", ("st_t",), None, True),
-        _C("ARVC", "repolarisation", rare.arvc, 0.0, -0.2, 2.5, ("V1", "V2", "V3"), ("terminal_qrs", "st_t"),
-           None, True),
+        # PTB-XL statements that the clinical diagnoses express (effects: clinical_effects.py)
+        _C("LAO/LAE", "final", cx.left_atrial, 0.02, 0.3, 1.0, ("I", "II", "aVF", "V1"), ("p_pr",)),
+        _C("RAO/RAE", "final", cx.right_atrial, 0.015, 0.2, 1.0, ("II", "III", "aVF", "V1"), ("p_pr",)),
+        _C("NT_", "repolarisation", cx.t_wave_change, 0.02, 0.2, 1.0, "projected:t_vector", ("st_t",), "NST_"),
+        # clinical diagnoses of the rare case-control sets: the label, no ECG effect of their own
+        _C("BRUGADA", "final", None, 0.0, 0.0, 8.0, (), (), None, True, "diagnosis"),
+        _C("HYPERK", "final", None, 0.0, 0.3, 1.0, (), (), None, True, "diagnosis"),
+        _C("ARVC", "final", None, 0.0, -0.2, 2.5, (), (), None, True, "diagnosis"),
+        _C("CARCINOID", "final", None, 0.0, 0.0, 1.0, (), (), None, True, "diagnosis"),
+        _C("CONSTRICT", "final", None, 0.0, 0.0, 3.0, (), (), None, True, "diagnosis"),
+        _C("RHEUMMS", "final", None, 0.0, 0.0, 0.3, (), (), None, True, "diagnosis"),
+        # what those diagnoses show on one ECG (drawn per record by clinical.draw_expression)
+        _C("BRUGADA_TYPE1", "repolarisation", rare.brugada, 0.0, 0.0, 1.0, ("V1", "V2"), ("st_t",), None, False,
+           "expression", "BRUGADA"),
+        _C("BRUGADA_TYPE2", "repolarisation", rare.brugada_saddleback, 0.0, 0.0, 1.0, ("V1", "V2"), ("st_t",), None,
+           False, "expression", "BRUGADA"),
+        _C("HYPERK_ECG", "repolarisation", rare.hyperk, 0.0, 0.0, 1.0, "projected:t_vector", ("st_t",), None, False,
+           "expression", "HYPERK"),
+        _C("ARVC_TWI", "repolarisation", rare.arvc_repolarisation, 0.0, 0.0, 1.0, ("V1", "V2", "V3"), ("st_t",), None,
+           False, "expression", "ARVC"),
+        _C("ARVC_EPSILON", "repolarisation", rare.arvc_depolarisation, 0.0, 0.0, 1.0, ("V1", "V2", "V3"),
+           ("terminal_qrs", "st_t"), None, False, "expression", "ARVC"),
+        # borderline negatives: just below a criterion, no code (borderline.py)
+        _C("BL_1AVB", "rhythm", bl.near_1avb, 0.03, 0.35, 1.0, ("II",), ("p_pr",), None, False, "borderline"),
+        _C("BL_QRS", "shape", bl.near_bbb, 0.03, 0.3, 1.8, ("I", "V1", "V6"), ("qrs",), None, False, "borderline"),
+        _C("BL_LNGQT", "repolarisation", bl.near_lngqt, 0.03, 0.2, 0.7, "projected:t_vector", ("st_t",), None, False,
+           "borderline"),
+        _C("BL_LVH", "final", bl.near_lvh, 0.03, 0.0, 1.5, ("V1", "V5", "V6"), ("qrs",), None, False, "borderline"),
     ]
 }
 #: Order in which effects are applied within a stage (catalogue order, stage by stage).
@@ -90,25 +123,36 @@ APPLY_ORDER: tuple[str, ...] = tuple(
     code for stage in STAGES for code, c in CATALOGUE.items() if c.stage == stage and c.effect is not None
 )
 #: Codes simulated in the main cohort (PTB-XL vocabulary).
-MAIN_CODES: tuple[str, ...] = tuple(c for c, v in CATALOGUE.items() if not v.rare)
-#: Rare codes (outside PTB-XL).
+MAIN_CODES: tuple[str, ...] = tuple(c for c, v in CATALOGUE.items() if v.kind == "statement")
+#: Rare codes (outside PTB-XL): the clinical diagnoses of the rare case-control sets.
 RARE_CODES: tuple[str, ...] = tuple(c for c, v in CATALOGUE.items() if v.rare)
+#: What the diagnoses show on an ECG (never reported; kept in the truth and in ground_truth's ecg_expression).
+EXPRESSION_CODES: tuple[str, ...] = tuple(c for c, v in CATALOGUE.items() if v.kind == "expression")
+#: Borderline negatives (physiology just below a criterion; no code in the truth, recorded separately).
+BORDERLINE_CODES: tuple[str, ...] = tuple(c for c, v in CATALOGUE.items() if v.kind == "borderline")
 #: Conditions that abolish the sinus P-QRS relation (no SR, no PR interval).
 NON_SINUS = ("AFIB", "AFLT", "PACE")
 
 # Physiological exclusions: if the key is present, the listed codes cannot be (diagnosed) as well.
 _EXCLUDES: dict[str, tuple[str, ...]] = {
     "PACE": ("CLBBB", "CRBBB", "IRBBB", "LAFB", "WPW", "1AVB", "LVH", "RVH", "SBRAD", "STACH", "PAC", "AFIB",
-             "AFLT", "IMI", "ASMI", "AMI", "ISC_", "NST_", "LNGQT", "LVOLT"),
-    "AFIB": ("AFLT", "1AVB", "PAC", "SBRAD", "STACH"),
-    "AFLT": ("1AVB", "PAC", "SBRAD", "STACH"),
-    "WPW": ("1AVB", "CLBBB", "CRBBB", "IRBBB", "LAFB"),
-    "CLBBB": ("CRBBB", "IRBBB", "LAFB", "NST_"),
-    "CRBBB": ("IRBBB",),
+             "AFLT", "IMI", "ASMI", "AMI", "ISC_", "NST_", "LNGQT", "LVOLT", "LAO/LAE", "RAO/RAE", "NT_",
+             "BRUGADA_TYPE1", "BRUGADA_TYPE2", "HYPERK_ECG", "ARVC_TWI", "ARVC_EPSILON") + BORDERLINE_CODES,
+    "AFIB": ("AFLT", "1AVB", "PAC", "SBRAD", "STACH", "LAO/LAE", "RAO/RAE", "BL_1AVB"),
+    "AFLT": ("1AVB", "PAC", "SBRAD", "STACH", "LAO/LAE", "RAO/RAE", "BL_1AVB"),
+    "WPW": ("1AVB", "CLBBB", "CRBBB", "IRBBB", "LAFB", "BL_1AVB", "BL_QRS", "BL_LVH"),
+    "CLBBB": ("CRBBB", "IRBBB", "LAFB", "NST_", "NT_", "BL_QRS", "BL_LVH", "BL_LNGQT"),
+    "CRBBB": ("IRBBB", "BL_QRS", "BL_LVH"),
+    "IRBBB": ("BL_QRS",),
     "STACH": ("SBRAD",),
-    "LVOLT": ("LVH",),
-    "LVH": ("RVH",),
-    "ISC_": ("NST_",),
+    "LVOLT": ("LVH", "BL_LVH"),
+    "LVH": ("RVH", "BL_LVH", "BL_QRS"),
+    "RVH": ("BL_LVH", "BL_QRS"),
+    "ISC_": ("NST_", "NT_"),
+    "NST_": ("NT_",),
+    "1AVB": ("BL_1AVB",),
+    "LNGQT": ("BL_LNGQT",),
+    "HYPERK_ECG": ("BL_1AVB", "BL_QRS", "BL_LNGQT"),
 }
 
 
@@ -182,6 +226,11 @@ def sample_conditions(
     draw("PVC", 1.0 + 0.8 * (mi or "LVH" in has))
     draw("PAC")
     draw("LVOLT", float(np.exp(0.08 * (bmi - 27.0))))
+    draw("LAO/LAE", 1.0 + 1.5 * ("LVH" in has))  # left atrial abnormality accompanies LV hypertrophy
+    draw("RAO/RAE", 1.0 + 2.0 * ("RVH" in has))
+    draw("NT_")
+    for code in BORDERLINE_CODES:
+        draw(code)
     return resolve_exclusions(has)
 
 
@@ -196,17 +245,22 @@ def resolve_exclusions(conditions: dict[str, float]) -> dict[str, float]:
 
 
 def is_diagnostic(code: str) -> bool:
-    """Whether ``code`` counts against NORM (PTB-XL diagnostic statements, plus rare codes and LVOLT)."""
-    return code not in ("NORM", "SR", "SBRAD", "STACH", "PVC", "PAC") and code in CATALOGUE
+    """Whether ``code`` counts against NORM (PTB-XL diagnostic statements, plus rare codes and LVOLT).
+
+    Borderline negatives never do (they are, by construction, below every criterion)."""
+    if code in ("NORM", "SR", "SBRAD", "STACH", "PVC", "PAC") or code not in CATALOGUE:
+        return False
+    return CATALOGUE[code].kind != "borderline"
 
 
 def complete_truth(conditions: dict[str, float]) -> dict[str, float]:
     """Add the codes that follow from the others: SR (sinus rhythm at 60-100 /min) and NORM.
 
     NORM: no diagnostic abnormality and no AF, flutter or pacing (isolated ectopic beats and sinus
-    brady-/tachycardia may accompany a normal ECG, as in PTB-XL).
+    brady-/tachycardia may accompany a normal ECG, as in PTB-XL). Borderline negatives are not conditions:
+    they are dropped here (the database records them separately, ground_truth.parquet ``borderline``).
     """
-    out = {k: v for k, v in conditions.items() if k not in ("NORM", "SR")}
+    out = {k: v for k, v in conditions.items() if k not in ("NORM", "SR") and k not in BORDERLINE_CODES}
     if not any(c in out for c in NON_SINUS + ("SBRAD", "STACH")):
         out["SR"] = 1.0
     if not any(is_diagnostic(c) for c in out):

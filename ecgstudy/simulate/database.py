@@ -3,8 +3,10 @@
 ``ptbxl_database.csv`` has PTB-XL's columns (index ``ecg_id``; patient_id as float, sex 0 male / 1
 female, scp_codes as a Python-dict string of likelihoods, strat_fold, filename_lr/filename_hr, ...). The
 simulator adds ``ground_truth.parquet`` (true codes with severities as a JSON string, intended HR, PR,
-QRS, QT, axis, rhythm, LVEF and LVEF <= 40 %) and ``signature_masks.parquet`` (ecg_id, code, lead, start_s, end_s); the rare
-sets' database has one more column, ``case_control_set`` (which set a record belongs to).
+QRS, QT, axis, rhythm, LVEF and LVEF <= 40 %; ``ecg_expression``: what a rare case's diagnosis shows on its ECG; ``borderline``:
+the record's borderline negatives, both JSON) and ``signature_masks.parquet`` (ecg_id, code, lead,
+start_s, end_s); the rare sets' database has one more column, ``case_control_set`` (which set a record
+belongs to).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ecgstudy.paths import resource
+from ecgstudy.simulate.conditions import BORDERLINE_CODES
 from ecgstudy.simulate.rare import RARE_STATEMENTS
 
 DATABASE_COLUMNS = (
@@ -29,7 +32,7 @@ DATABASE_COLUMNS = (
 )
 TRUTH_COLUMNS = (
     "ecg_id", "patient_id", "site", "true_scp_codes", "hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg",
-    "rhythm", "sokolow_mv", "limb_qrs_mv", "lead_off", "lvef", "lvef40",
+    "rhythm", "sokolow_mv", "limb_qrs_mv", "lead_off", "lvef", "lvef40", "ecg_expression", "borderline",
 )
 
 
@@ -117,6 +120,11 @@ def truth_row(plan, truth: dict, lead_off: str | None) -> dict:
         "true_scp_codes": json.dumps({k: round(float(v), 4) for k, v in truth["codes"].items()}, sort_keys=True),
         "rhythm": truth["rhythm"],
         "lead_off": lead_off or "",
+        # what a rare diagnosis shows on this ECG (rare cases), and physiology just below a criterion
+        "ecg_expression": json.dumps({k: round(float(v), 4) for k, v in getattr(plan, "expression", {}).items()},
+                                     sort_keys=True),
+        "borderline": json.dumps({k: round(float(v), 4) for k, v in plan.conditions.items() if k in BORDERLINE_CODES},
+                                 sort_keys=True),
     }
     for key in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "axis_deg", "sokolow_mv", "limb_qrs_mv"):
         v = float(truth[key])

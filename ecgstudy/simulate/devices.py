@@ -46,6 +46,7 @@ class SiteConfig:
     age_sd: float = 17.0  # its spread, years
     female_frac: float = 0.48  # share of women
     prevalence: dict[str, float] = field(default_factory=dict)  # case-mix multipliers per SCP code
+    convention: str = "sokolow"  # how the site's cardiologists read: sokolow | cornell | strict (annotate.py)
 
     def validate(self) -> None:
         if self.native_fs < 100:
@@ -64,6 +65,11 @@ class SiteConfig:
         for p in (self.motion_prob, self.lead_off_prob):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"site {self.name!r}: probabilities must lie in [0, 1]")
+        from ecgstudy.simulate.annotate import CONVENTIONS  # annotate -> conditions -> effects: import late
+
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"site {self.name!r}: convention {self.convention!r} unknown; "
+                             f"known: {sorted(CONVENTIONS)}")
 
     def noise_levels(self) -> NoiseLevels:
         return NoiseLevels(self.wander_mv, self.emg_uv, self.mains_hz, self.mains_uv, self.motion_prob)
@@ -75,19 +81,21 @@ def default_sites() -> tuple[SiteConfig, ...]:
         SiteConfig(
             name="university", device="SIM-500", weight=0.45, native_fs=500, highpass_hz=0.05, lowpass_hz=150.0,
             mains_hz=50.0, mains_uv=8.0, emg_uv=6.0, wander_mv=0.08, motion_prob=0.03, lead_off_prob=0.005,
-            gain=1.0, lsb_uv=2, age_mean=62.0, age_sd=17.0, female_frac=0.48,
+            gain=1.0, lsb_uv=2, age_mean=62.0, age_sd=17.0, female_frac=0.48, convention="sokolow",
         ),
         SiteConfig(
             name="community", device="SIM-250F", weight=0.35, native_fs=250, highpass_hz=0.5, lowpass_hz=40.0,
             notch=True, mains_hz=50.0, mains_uv=25.0, emg_uv=14.0, wander_mv=0.2, motion_prob=0.08,
             lead_off_prob=0.015, gain=0.97, lsb_uv=4, age_mean=67.0, age_sd=14.0, female_frac=0.55,
             prevalence={"AFIB": 1.4, "AFLT": 1.3, "LVH": 1.3, "PACE": 1.4, "1AVB": 1.2, "IMI": 0.8, "ASMI": 0.8},
+            convention="cornell",
         ),
         SiteConfig(
             name="external", device="SIM-1000X", weight=0.20, external=True, native_fs=1000, highpass_hz=0.05,
             lowpass_hz=100.0, mains_hz=60.0, mains_uv=15.0, emg_uv=11.0, wander_mv=0.12, motion_prob=0.05,
             lead_off_prob=0.01, gain=1.04, lsb_uv=2, age_mean=57.0, age_sd=16.0, female_frac=0.42,
             prevalence={"IMI": 1.5, "ASMI": 1.5, "AMI": 1.8, "ISC_": 1.5, "CLBBB": 1.3, "WPW": 1.5, "AFIB": 0.7},
+            convention="strict",
         ),
     )
 

@@ -7,9 +7,11 @@ conduction disease, pacemakers, long QT) persist into follow-ups with a little d
 intermittent ones (AF, ectopy, rate, ST changes) are drawn again, AF persisting in 60 % of cases; new
 conditions may appear with age.
 
-Rare case-control sets: for each rare code, ``n_cases`` patients carrying it (with a severity drawn
-toward the subtle end) and ``n_controls`` patients without it, from the same demographics (age and sex
-matched in distribution, so they cannot be told apart by those), one record each.
+Rare case-control sets: for each rare diagnosis, ``n_cases`` patients carrying it and ``n_controls``
+patients without it, from the same demographics (age and sex matched in distribution, so they cannot be
+told apart by those), one record each. What a case's ECG shows is drawn apart from the diagnosis
+(:func:`ecgstudy.simulate.clinical.draw_expression`: published frequencies, ECG-silent cases included) and
+kept in the plan's ``expression``.
 
 Every record gets its own :class:`numpy.random.SeedSequence` (spawned from the master seed in ecg_id
 order), so its signal depends only on the master seed and its place in the plan, whatever the number of
@@ -19,10 +21,11 @@ worker processes.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ecgstudy.simulate.clinical import DIAGNOSES, draw_expression
 from ecgstudy.simulate.conditions import complete_truth, resolve_exclusions, sample_conditions
 from ecgstudy.simulate.devices import SiteConfig
 from ecgstudy.simulate.folds import stratified_folds
@@ -33,11 +36,9 @@ CHRONIC = (
     "IMI", "ASMI", "AMI", "LVH", "RVH", "CLBBB", "CRBBB", "IRBBB", "LAFB", "WPW", "PACE", "LNGQT", "1AVB", "LVOLT",
 )
 AF_PERSISTENCE = 0.6  # probability that AF seen at one visit is present at the next
-#: Demographics of the rare conditions' patients: mean age, sd, share of women.
+#: Demographics of the rare diagnoses' patients: mean age, sd, share of women (sources: SOURCES.md).
 RARE_DEMOGRAPHICS: dict[str, tuple[float, float, float]] = {
-    "BRUGADA": (42.0, 13.0, 0.15),  # mostly men in their 40s (Priori et al. 2013)
-    "HYPERK": (66.0, 14.0, 0.45),  # renal failure, older patients
-    "ARVC": (36.0, 13.0, 0.35),  # young adults, more men (Marcus et al. 2010)
+    code: (d.age_mean, d.age_sd, d.female_frac) for code, d in DIAGNOSES.items()
 }
 _EPOCH = dt.datetime(1985, 1, 1, 0, 0, 0)
 HEIGHT_KNOWN = 0.35  # share of records with height filled in (PTB-XL leaves most empty)
@@ -58,6 +59,7 @@ class RecordPlan:
     weight_known: bool
     strat_fold: int = 0
     case_control_set: str = ""  # rare sets: the rare code whose set the record belongs to
+    expression: dict = field(default_factory=dict)  # rare cases: what the diagnosis shows on this ECG {code: severity}
 
 
 def _date(rng: np.random.Generator, first_days: float, years: float) -> str:
@@ -144,11 +146,14 @@ def plan_rare(
             s = _site_index(rng, sites)
             patient = sample_patient(rng, pid, s, age_mean, age_sd, female)
             conditions = sample_conditions(rng, patient.age, patient.sex, patient.bmi, sites[s].prevalence)
+            expression: dict[str, float] = {}
             if case:
-                conditions = resolve_exclusions({**conditions, code: float(rng.beta(1.1, 1.6))})
                 conditions.pop("PACE", None)  # a paced rhythm would hide the rare signature entirely
+                drawn = draw_expression(code, rng)
+                conditions = resolve_exclusions({**conditions, code: float(rng.beta(1.1, 1.6)), **drawn})
+                expression = {c: v for c, v in drawn.items() if c in conditions}
             drafts.append((patient, s, conditions, _date(rng, rng.uniform(0.0, 15 * 365.25), 0.0),
-                           bool(rng.random() < HEIGHT_KNOWN), bool(rng.random() < WEIGHT_KNOWN), code))
+                           bool(rng.random() < HEIGHT_KNOWN), bool(rng.random() < WEIGHT_KNOWN), code, expression))
             pid += 1
     order = rng.permutation(len(drafts))
     drafts = [drafts[i] for i in order]
@@ -156,7 +161,6 @@ def plan_rare(
     folds = stratified_folds(rng, [d[0].patient_id for d in drafts], strata)
     seeds = record_seeds.spawn(len(drafts))
     return [
-        RecordPlan(i + 1, d[0], d[1], d[2], seeds[i], d[3], d[4], d[5], int(folds[i]), d[6])
+        RecordPlan(i + 1, d[0], d[1], d[2], seeds[i], d[3], d[4], d[5], int(folds[i]), d[6], d[7])
         for i, d in enumerate(drafts)
     ]
-
