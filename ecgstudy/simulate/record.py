@@ -142,8 +142,8 @@ def build_physiology(
     run("body")
     fx.repolarisation_secondary(phys)
     run("repolarisation")
-    run("final")
     add_non_dipolar(phys, patient.morphology.shape_seed)
+    run("final")  # after the non-dipolar parts: final effects (e.g. BL_LVH) target voltages read on all leads
     return phys
 
 
