@@ -81,10 +81,12 @@ def reviewer(study, tmp_path_factory):
     clone = tmp_path_factory.mktemp("reviewer") / "ecgstudy"
     subprocess.run(["git", "clone", "-q", str(study), str(clone)], check=True)
     shutil.copy2(study / "dvc.lock", clone / "dvc.lock")
+    (clone / "reports" / "metrics").mkdir(parents=True, exist_ok=True)  # the fixture's commit has none
     for metrics in (study / "reports" / "metrics").glob("*.json"):
         shutil.copy2(metrics, clone / "reports" / "metrics" / metrics.name)
     git = ["git", "-c", "user.name=reviewer", "-c", "user.email=r@example.org"]
-    subprocess.run(git + ["commit", "-qam", "tiny study results"], cwd=clone, check=True)
+    subprocess.run(["git", "add", "dvc.lock", "reports/metrics"], cwd=clone, check=True)
+    subprocess.run(git + ["commit", "-qm", "tiny study results"], cwd=clone, check=True)
     subprocess.run(["git", "config", "user.name", "reviewer"], cwd=clone, check=True)  # dvc exp commits
     subprocess.run(["git", "config", "user.email", "r@example.org"], cwd=clone, check=True)
     (clone / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {study / '.dvc' / 'cache'}\n")
