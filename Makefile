@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 PYTHON ?= python3
-# Every command below runs with the project's virtual environment first on PATH (dvc stages call `python`).
+# Every command below runs with the project's virtual environment first on PATH (the stages themselves find
+# it without: dvc.yaml's commands are `bin/stage <stage>`).
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MPLBACKEND := agg
 
@@ -16,7 +17,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 
-.PHONY: help venv study repro test test-fast lab lab-settings bench params readme clean-outputs
+.PHONY: help venv study repro exp test test-fast lab lab-settings bench params readme clean-outputs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,8 +38,11 @@ lab-settings: $(LAB_SETTINGS) ## Install the project's JupyterLab settings (lab/
 study: $(STAMP) ## Run the whole study on the built-in simulated cohort (dvc repro)
 	dvc repro
 
-repro: $(STAMP) ## Rerun one stage and what it needs, with the project's environment (STAGE=finetune)
-	dvc repro $(STAGE)
+repro: $(STAMP) ## Rerun one stage and what it needs (STAGE=finetune; ARGS="-f -s" forces that stage alone)
+	dvc repro $(ARGS) $(STAGE)
+
+exp: $(STAMP) ## Run a variant as a DVC experiment (ARGS="-S latent.k=10"; add --temp to leave the workspace alone)
+	dvc exp run $(ARGS)
 
 test: $(STAMP) $(LAB_SETTINGS) ## Run the whole test suite (unit + end-to-end), as CI does
 	python -m pytest -q
@@ -61,4 +65,4 @@ bench: $(STAMP) ## Run the benchmark scripts (print throughput numbers)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; python $$b || exit 1; done
 
 clean-outputs: ## Delete pipeline outputs (data/curated, models/, reports/ except metrics)
-	rm -rf data/curated models reports/notebooks reports/figures reports/plots reports/tables reports/report.html
+	rm -rf data/curated models reports/notebooks reports/figures reports/plots reports/tables reports/timings reports/report.html

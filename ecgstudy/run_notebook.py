@@ -3,18 +3,21 @@
 Reads params.yaml from the repository root, validates every section (a mistyped key fails here, before
 any work), converts ``notebooks/<stage>.py`` (jupytext py:percent) to a notebook and executes it with
 the stage's sections injected as the ``params`` parameter. The executed copy is written to
-``reports/notebooks/<stage>.ipynb``.
+``reports/notebooks/<stage>.ipynb``, normalised so that a faithful rerun writes the same bytes
+(``ecgstudy.executed_notebook``); the run's wall-clock time is added to ``reports/timings/<stage>.json``
+(untracked, beside the stage's own timings).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from ecgstudy import config
+from ecgstudy import config, executed_notebook
 from ecgstudy.paths import repo_root
 
 def check_dvc_params(stage: str, raw: dict, root: Path) -> None:
@@ -55,6 +58,8 @@ def run(stage: str, params_file: Path | None = None, kernel: str | None = None) 
     running = out_dir / f".{stage}.running.ipynb"  # the last good executed copy stays until this one succeeds
     os.environ.setdefault("MPLBACKEND", "agg")
     os.environ["ECGSTUDY_ROOT"] = str(root)
+    timings = root / "reports" / "timings" / f"{stage}.json"
+    timings.unlink(missing_ok=True)  # the stage writes this run's, if it times anything
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -66,6 +71,7 @@ def run(stage: str, params_file: Path | None = None, kernel: str | None = None) 
             progress_bar=False,
             log_output=True,
         )
+        _normalise(running, root)
         running.replace(output)
         (out_dir / f"{stage}.failed.ipynb").unlink(missing_ok=True)  # a later success supersedes it
     except BaseException:
@@ -74,8 +80,26 @@ def run(stage: str, params_file: Path | None = None, kernel: str | None = None) 
         raise
     finally:
         work.unlink(missing_ok=True)
-    print(f"[{stage}] executed in {time.perf_counter() - start:.1f} s -> {output.relative_to(root)}")
+    seconds = time.perf_counter() - start
+    _add_timing(timings, seconds)
+    print(f"[{stage}] executed in {seconds:.1f} s -> {output.relative_to(root)} (timings: {timings.relative_to(root)})")
     return output
+
+
+def _normalise(path: Path, root: Path) -> None:
+    """Rewrite an executed notebook without its run-specific content (``ecgstudy.executed_notebook``)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    nbformat.write(executed_notebook.normalise(nb, root), path)
+
+
+def _add_timing(path: Path, seconds: float) -> None:
+    """Add the notebook's wall-clock time to the stage's timings file (created if the stage wrote none)."""
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings["notebook_seconds"] = round(seconds, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

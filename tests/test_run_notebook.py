@@ -68,3 +68,29 @@ def test_unknown_stage_is_rejected():
         [sys.executable, "-m", "ecgstudy.run_notebook", "finetuning"], capture_output=True, text=True
     )
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+RERUN_NOTEBOOK = NOTEBOOK + '''
+# %%
+import sys, time
+for i in range(3):  # a text progress bar (tqdm redraws with carriage returns) and a clock value
+    sys.stderr.write(f"\\rbar {i}/3 [{time.perf_counter():.6f}s]")
+sys.stderr.write("\\n")
+sys.stderr.write("UserWarning: kept\\n")
+print(repo_root() / "data" / "store", time.perf_counter() > 0)
+'''
+
+
+def test_a_rerun_writes_the_same_executed_notebook_and_timings_beside_it(tiny_repo):
+    (tiny_repo / "notebooks" / "report.py").write_text(RERUN_NOTEBOOK)
+    first = run_notebook.run("report").read_bytes()
+    second = run_notebook.run("report").read_bytes()
+    assert first == second  # no clock metadata, no bar redraws, no machine path
+    executed = json.loads(second)
+    text = json.dumps(executed)
+    assert str(tiny_repo) not in text and "start_time" not in text and "bar 0/3" not in text
+    streams = "".join("".join(o["text"]) for c in executed["cells"] for o in c.get("outputs", [])
+                      if o["output_type"] == "stream")
+    assert "UserWarning: kept" in streams and "data/store True" in streams
+    timings = json.loads((tiny_repo / "reports" / "timings" / "report.json").read_text())
+    assert set(timings) == {"notebook_seconds"} and timings["notebook_seconds"] >= 0

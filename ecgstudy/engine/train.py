@@ -76,6 +76,11 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
 
+#: The history's wall-clock columns (per epoch): kept in :attr:`FitResult.history`, left out of the history CSV,
+#: which is a DVC output and must be byte-identical when the same training is run again.
+TIMING_COLUMNS = ("samples_per_s", "seconds")
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` returns."""
@@ -183,7 +188,7 @@ def fit(
     drop_last
         Drop the last incomplete batch (contrastive objectives need full batches).
     history_csv
-        Where to write the per-epoch rows (CSV, for ``dvc plots``; rank 0 only).
+        Where to write the per-epoch rows without their wall-clock columns (CSV, for ``dvc plots``; rank 0 only).
     desc
         Label of the progress bar and of error messages.
     state_path
@@ -295,7 +300,7 @@ def _finish(engine: loop.Engine, run: loop.RunState, history_csv: str | Path | N
     history = pd.DataFrame(run.rows)
     if history_csv is not None and engine.group.is_main:
         Path(history_csv).parent.mkdir(parents=True, exist_ok=True)
-        history.to_csv(history_csv, index=False)
+        history.drop(columns=[c for c in TIMING_COLUMNS if c in history]).to_csv(history_csv, index=False)
     return FitResult(history=history, best_epoch=run.best_epoch, best_score=run.best_score,
                      stopped_early=run.stopped_early, resumed_after=run.done)
 

@@ -61,7 +61,7 @@ from ecgstudy.models.checkpoint import save_checkpoint
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.artifacts import classifier_name
 from ecgstudy.stages.common import open_store_and_model
-from ecgstudy.stages.outputs import stage_outputs
+from ecgstudy.stages.outputs import stage_outputs, timing_rows, without_timings
 
 STRATEGIES = ("pretrained", "scratch", "linear_probe", "random_probe")
 #: strategies whose encoder starts from the pretrained weights / stays frozen
@@ -299,7 +299,7 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
                 Path(models_dir) / classifier_name(strategy, fraction), model,
                 config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": seed},
                 preprocessing=inp.info["preprocessing"], labels=inp.labels,
-                extra={"best_epoch": fitted.best_epoch, "n_train": len(sub), "pretrained_from": str(encoder_path)},
+                extra={"best_epoch": fitted.best_epoch, "n_train": len(sub), "pretrained_from": artifacts.shown(Path(encoder_path))},
             )
             decided.append(_finish(cfg, inp, path, model, preds, sub, fitted.best_epoch, strategy, fraction, device))
             curves.append(fitted.history.assign(strategy=strategy, fraction=fraction))
@@ -361,17 +361,20 @@ def run(cfg, root: Path | None = None) -> FinetuneResult:
 
     ``cfg`` is ``ecgstudy.config.stage_config("finetune", params)``; outputs go under ``root`` (default: the
     repository root): ``models/finetune/`` (classifiers with their model cards, ``scores.npz``),
-    ``reports/tables/finetune/{results,decisions,calibration}.csv``,
-    ``reports/plots/finetune/curves.csv`` and ``reports/metrics/finetune.json``.
+    ``reports/tables/finetune/{results,decisions,calibration}.csv``, ``reports/plots/finetune/curves.csv``
+    and ``reports/metrics/finetune.json`` (tables without wall-clock columns; those go to
+    ``reports/timings/finetune.json``).
     """
     out = stage_outputs("finetune", root, models=True, plots=True, figures=False)
     store_dir = artifacts.store_path(cfg.data.curated, cfg.finetune.store, out.root)
     encoder = artifacts.encoder_path(cfg.finetune.encoder, out.root)
     result = train_all(cfg.finetune, store_dir, encoder, out.models, seed=cfg.seed)
     result.scores.save(out.root / artifacts.FINETUNE_SCORES)
-    result.results.to_csv(out.tables / "results.csv", index=False)
-    result.curves.to_csv(out.plots / "curves.csv", index=False)
+    without_timings(result.results).to_csv(out.tables / "results.csv", index=False)
+    without_timings(result.curves).to_csv(out.plots / "curves.csv", index=False)
     result.decisions.to_csv(out.tables / "decisions.csv", index=False)  # thresholds chosen on val, on the eval splits
     result.calibration.to_csv(out.tables / "calibration.csv", index=False)  # reliability-diagram bins
     out.write_metrics(result.metrics)
+    out.write_timings({"models": timing_rows(result.results, ["strategy", "fraction"]),
+                       "epochs": timing_rows(result.curves, ["strategy", "fraction", "epoch"])})
     return result

@@ -8,11 +8,13 @@ Reads, under the repository root (see :mod:`ecgstudy.stages.outputs`):
 
 in stage order (``report.stages``: curate, pretrain, finetune, transfer, evaluate, latent, saliency; a
 listed stage without outputs on disk gets a "No outputs found" note, stages found on disk but not listed
-follow), with the run date, the git commit when available and the params.yaml used. Above every stage,
-the **results**: the claims table of ``reports/metrics/evaluate.json`` (one row per seed-paper claim, its
-number, interval, label-set size and verdict; :func:`results_section`), every verdict drawn alike so that a
-null or a negative result is as visible as a positive one. Writes
-``reports/report.html``; nothing is fetched when the page is opened. Entry point: :func:`run`.
+follow), with the package version and the params.yaml used. Above every stage, the **results**: the
+claims table of ``reports/metrics/evaluate.json`` (one row per seed-paper claim, its number, interval,
+label-set size and verdict; :func:`results_section`), every verdict drawn alike so that a null or a
+negative result is as visible as a positive one. Writes ``reports/report.html``; nothing is fetched when
+the page is opened. Entry point: :func:`run`. The page holds no run date, git commit or timing: it is a
+DVC output, the same bytes on a faithful rerun (``dvc repro -f`` leaves ``dvc.lock`` unchanged);
+dvc.lock records what it was built from.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ import fnmatch
 import html
 import json
 import re
-import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -129,19 +129,6 @@ def caption_for(stage: str, name: str) -> str:
         if fnmatch.fnmatch(name, pattern):
             return text
     return f"{stage}: {Path(name).stem.replace('_', ' ')}."
-
-
-def git_commit(root: Path) -> str:
-    """``<commit>`` (plus ``, uncommitted changes`` when the tree is dirty), or ``not available``."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return "not available"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
-        return head.stdout.strip() + (", uncommitted changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "not available"
 
 
 def _natural_key(path: Path) -> list:
@@ -340,25 +327,23 @@ def _stages_on_disk(root: Path) -> list[str]:
     return sorted(names)
 
 
-def build_report(cfg: ReportConfig, root: Path | None = None, now: datetime | None = None) -> Path:
+def build_report(cfg: ReportConfig, root: Path | None = None) -> Path:
     """Assemble the HTML report and write it to ``cfg.output``; returns its path.
 
     Parameters
     ----------
     cfg : report section of params.yaml.
     root : repository root (default :func:`ecgstudy.paths.repo_root`).
-    now : run date shown (default: the current UTC time).
     """
     root = root or repo_root()
-    now = now or datetime.now(timezone.utc)
     stages = list(cfg.stages) + [s for s in _stages_on_disk(root) if s not in cfg.stages and s != "report"]
     params_path = resolve(cfg.params_file, root)
     params_text = params_path.read_text() if params_path.is_file() else f"({cfg.params_file} not found)"
     nav = " ".join(f'<a href="#{html.escape(s)}">{html.escape(s)}</a>' for s in stages)
     body = [
         f"<h1>{html.escape(cfg.title)}</h1>",
-        f'<p class="meta">Run {now.strftime("%Y-%m-%d %H:%M %Z")} &middot; git commit '
-        f"{html.escape(git_commit(root))} &middot; ecgstudy {html.escape(__version__)}</p>",
+        f'<p class="meta">ecgstudy {html.escape(__version__)} &middot; built by <code>dvc repro</code> from the '
+        'parameters at the end of this page; <code>dvc.lock</code> records every input</p>',
         f"<nav><a href=\"#results\">results</a> {nav} <a href=\"#params\">params</a></nav>",
         results_section(root),
         *(stage_section(root, s, cfg) for s in stages),

@@ -45,7 +45,7 @@ from ecgstudy.engine.train import TrainConfig, predict, resolve_device
 from ecgstudy.paths import resolve
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.common import open_store_and_model
-from ecgstudy.stages.outputs import stage_outputs
+from ecgstudy.stages.outputs import stage_outputs, timing_rows, without_timings
 
 log = logging.getLogger(__name__)
 
@@ -336,13 +336,15 @@ def run(cfg, root: Path | None = None) -> TransferResult:
     result.scores.save(out.root / artifacts.TRANSFER_SCORES)
     write_tables(result, out.tables)
     out.write_metrics(result.metrics)
+    out.write_timings({"runs": timing_rows(result.runs, ["condition", "n_cases", "strategy", "repeat"])})
     return result
 
 
 def write_tables(result: TransferResult, tables_dir: Path) -> dict[str, Path]:
-    """Write the results, per-run and set-size tables as CSV (with their columns even when empty)."""
+    """Write the results, per-run and set-size tables as CSV (with their columns even when empty; without
+    wall-clock columns, which :func:`run` writes to ``reports/timings/transfer.json``)."""
     Path(tables_dir).mkdir(parents=True, exist_ok=True)
     paths = {name: Path(tables_dir) / f"{name}.csv" for name in COLUMNS}
     for name, path in paths.items():
-        getattr(result, name).to_csv(path, index=False)
+        without_timings(getattr(result, name)).to_csv(path, index=False)
     return paths

@@ -50,7 +50,8 @@ class RunResult:
     name: str
     history: pd.DataFrame  # per-epoch rows of ecgstudy.engine.train.fit
     checkpoint: Path  # <models_dir>/<name>.pt
-    metrics: dict[str, Any]  # objective, encoder, n_params, best epoch and loss, samples/s, seconds
+    metrics: dict[str, Any]  # objective, encoder, n_params, best epoch and loss (no wall-clock values)
+    timings: dict[str, Any] = field(default_factory=dict)  # seconds, train samples/s: reports/timings/pretrain.json
 
 
 @dataclass
@@ -197,11 +198,12 @@ def pretrain_run(
             extra={"best_epoch": result.best_epoch, "best_val_loss": result.best_score, "n_train": int(len(rows)),
                    "pretraining_labels": label_names},
         )
-    metrics = _run_metrics(run, encoder, rows, result, seconds)
-    return RunResult(name=run.name, history=result.history, checkpoint=checkpoint, metrics=metrics)
+    metrics = _run_metrics(run, encoder, rows, result)
+    timings = {"seconds": seconds, "train_samples_per_s": float(result.history["samples_per_s"].mean())}
+    return RunResult(name=run.name, history=result.history, checkpoint=checkpoint, metrics=metrics, timings=timings)
 
 
-def _run_metrics(run: PretrainRun, encoder, rows: np.ndarray, result, seconds: float) -> dict[str, Any]:
+def _run_metrics(run: PretrainRun, encoder, rows: np.ndarray, result) -> dict[str, Any]:
     """Objective, encoder, size, training facts and (where logged) the best epoch's top-1 of one run."""
     history = result.history
     metrics: dict[str, Any] = {
@@ -213,8 +215,6 @@ def _run_metrics(run: PretrainRun, encoder, rows: np.ndarray, result, seconds: f
         "best_epoch": int(result.best_epoch),
         "best_val_loss": result.best_score,
         "final_train_loss": float(history["train_loss"].iloc[-1]),
-        "train_samples_per_s": float(history["samples_per_s"].mean()),
-        "seconds": seconds,
     }
     best = history.loc[history["epoch"] == result.best_epoch]
     for key in ("val_top1", "val_cmsc_top1"):
@@ -334,6 +334,7 @@ def write_outputs(result: PretrainResult, out) -> dict[str, Path]:
     figures = {"loss": training_plots.objective_curves({n: r.history for n, r in result.runs.items()}, objectives,
                                                        out.figure("loss"))}
     out.write_metrics(result.metrics)
+    out.write_timings({name: r.timings for name, r in result.runs.items()})
     return figures
 
 
