@@ -333,7 +333,7 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
                                                         run_seed, device, search.chosen)
                     seconds = time.perf_counter() - start
                     curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=k,
-                                                        **{search.param: search.chosen}))
+                                                        **{f"searched_{search.param}": search.chosen}))
                 stopped = stopped_at_last_epoch(fitted)
                 if k == 0:
                     save_checkpoint(
@@ -382,7 +382,8 @@ def _search(cfg: FinetuneConfig, inp: _Inputs, strategy: str, fraction: float, s
         score = fitted.best_score if cfg.monitor == "val_auroc" else -fitted.best_score
         stopped = stopped_at_last_epoch(fitted)
         search.add(score, best_epoch=int(fitted.best_epoch), epochs_run=len(fitted.history), stopped_at_last_epoch=stopped)
-        curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=0, **{search.param: value}))
+        curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=0,
+                                            **{f"searched_{search.param}": value}))
         tuning.append({"strategy": strategy, "fraction": fraction, "param": search.param, "value": value,
                        "val_score": fitted.best_score, "monitor": cfg.monitor, "best_epoch": fitted.best_epoch,
                        "epochs_run": len(fitted.history), "stopped_at_last_epoch": stopped, "train_seconds": seconds})
