@@ -88,7 +88,7 @@ class TransferConfig:
             epochs=1, min_steps=200, batch_size=64, lr=1e-2, warmup_frac=0.0, bf16=False, progress=False
         )
     )  # logistic head on cached features
-    weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # probe weight decays searched by inner patient cross-validation on repeat 0's training set (no validation split)
+    weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 1.0, 10.0])  # probe weight decays searched by inner patient cross-validation on repeat 0's training set (no validation split); 3 values x cv_folds fits per condition and size
     cv_folds: int = 3  # patient folds of that cross-validation
     dropout: float = 0.1  # dropout before the head when fine-tuning
     num_threads: int = 0  # torch CPU threads (0 = torch default)
