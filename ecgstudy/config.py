@@ -51,6 +51,7 @@ DESIGN: dict[str, str] = {
     "kept_encoder": "pretrain.keep",
     "strategies": "finetune.strategies",
     "label_fractions": "finetune.fractions",
+    "finetune_repeats": "finetune.repeats",
     "rare_strategies": "transfer.strategies",
     "rare_training_cases": "transfer.n_train_cases",
     "rare_repeats": "transfer.repeats",

@@ -38,20 +38,34 @@ cfg = config.stage_config("finetune", params)
 cfg.finetune
 
 # %% [markdown]
-# ## Train every strategy at every label fraction
-# One row per model and evaluation split: point macro AUROC / AUPRC over the split's evaluable labels
-# (`n_labels`), the best epoch on validation and how many epochs ran.
+# ## Train every strategy at every label fraction, several times
+# Each strategy x fraction is trained `finetune.repeats` times: repeat k draws its own label subsample and
+# seed, the same for every strategy, so strategies compare repeat by repeat (at fraction 1 the repeats
+# differ by seed only). One row per model and evaluation split: point macro AUROC / AUPRC over the split's
+# evaluable labels (`n_labels`), the searched value it trained with, its best epoch on validation, how many
+# epochs ran and whether the best epoch was the last (`stopped_at_last_epoch`: it may not have converged).
 
 # %%
 result = finetune.run(cfg)
 result.results
 
 # %% [markdown]
-# ## Training curves
-# Validation macro AUROC per epoch of every full fine-tune (the probes' heads train on cached features).
+# ## The same search for every arm
+# On repeat 0 every full fine-tune tries each learning rate of `finetune.lr_grid` and every probe each
+# weight decay of `finetune.weight_decay_grid`; the value with the best validation score (never a test
+# score) trains the other repeats.
 
 # %%
-result.curves.pivot_table(index="epoch", columns=["strategy", "fraction"], values="val_auroc").round(3)
+result.tuning
+
+# %% [markdown]
+# ## Training curves
+# Validation macro AUROC per epoch of the full fine-tunes of repeat 0, one column per searched learning
+# rate (the probes' heads train on cached features).
+
+# %%
+full = result.curves[(result.curves["repeat"] == 0) & result.curves["strategy"].isin(["pretrained", "scratch"])]
+full.pivot_table(index="epoch", columns=["strategy", "fraction", "searched_lr"], values="val_auroc").round(3) if len(full) else full
 
 # %%
 result.metrics

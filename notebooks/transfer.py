@@ -16,9 +16,12 @@
 # The UCSF study fine-tuned a pretrained CNN on three rare diagnoses with little data and compared it with
 # the same network trained from scratch. Here each simulated rare condition (outside the pretraining
 # vocabulary) has a small case-control set; a patient-disjoint test part is held out, and training sets of
-# a few cases (with their controls) are drawn repeatedly. Every run trains for a fixed number of steps (no
-# validation data exists at this size, so no model selection). This stage reports the mean test AUROC
-# over repeats and saves every run's scores; the evaluate stage adds the bootstrap intervals over test
+# a few cases (with their controls) are drawn repeatedly; repeat k of every strategy uses the same drawn
+# set and seed (with all cases, the sets coincide and repeats differ by seed only: `draws_differ`). Full
+# fine-tunes, foundation and scratch alike, train for a fixed number of steps (no validation data exists
+# at this size, so no model selection); scratch starts from the encoder's random-init twin. The probe's
+# weight decay is chosen by cross-validation over the patients of the first drawn set. This stage reports
+# the mean and spread of the test AUROC over repeats and saves every run's scores; the evaluate stage adds the bootstrap intervals over test
 # records and the paired foundation - scratch differences, and draws the comparison figure.
 #
 # With a real dataset the sets are statements with few positives of that dataset (`curate.rare_sets`, e.g.

@@ -1,18 +1,25 @@
-"""Fine-tuning stage: patient-level label fractions, the four strategies, checkpoints, metrics."""
+"""Fine-tuning stage: patient-level label fractions, repeats, equal tuning, the four strategies, guards."""
+
+import json
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from _store_builder import build_store
 
 from ecgstudy import config
+from ecgstudy.data.labels import task_labels
 from ecgstudy.engine.probes import pos_weights
 from ecgstudy.engine.scores import ScoreFile
-from ecgstudy.stages.evaluate import Bootstrap, finetune_statistics
-from ecgstudy.stages.finetune import FinetuneConfig, patient_subsample, train_all
-from ecgstudy.models.checkpoint import CheckpointError, load_classifier, load_encoder
+from ecgstudy.engine.tuning import repeat_seed
 from ecgstudy.plots.training import label_efficiency
-from ecgstudy.stages.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.stages.evaluate import Bootstrap, finetune_statistics
+from ecgstudy.stages import artifacts
+from ecgstudy.stages.finetune import FinetuneConfig, patient_subsample, train_all
+from ecgstudy.models.checkpoint import CheckpointError, load_classifier, load_encoder, save_checkpoint
+from ecgstudy.stages.pretrain import PretrainConfig, PretrainRun, run_pretrain
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine.train import TrainConfig, predict
 
@@ -20,13 +27,19 @@ from ecgstudy.engine.train import TrainConfig, predict
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
+def _pretrain(store, folder, seed=0):
+    cfg = PretrainConfig(runs=[PretrainRun()], keep="cmsc", steps=3, resume=False,
+                         optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False))
+    return run_pretrain(cfg, store, folder, seed=seed)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     store = build_store(root / "main", 160, seed=2)
-    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False)), store, root / "pre", seed=0)
+    pre = _pretrain(store, root / "pre")
     cfg = FinetuneConfig(
-        fractions=[0.3, 1.0], min_positives=3,
+        fractions=[0.3, 1.0], min_positives=3, repeats=2, lr_grid=[1e-3, 3e-3], weight_decay_grid=[0.01, 10.0],
         optim=TrainConfig(epochs=2, batch_size=32, progress=False, max_evals=2, bf16=False),
         probe=TrainConfig(epochs=30, batch_size=64, lr=1e-2, bf16=False, progress=False),
     )
@@ -53,26 +66,69 @@ def test_pos_weights():
     assert torch.allclose(pos_weights(y), torch.tensor([3.0, 1.0]))
 
 
-def test_every_strategy_and_fraction_is_scored_in_range(setup):
+def test_every_strategy_fraction_and_repeat_is_scored_in_range(setup):
     res, cfg = setup["result"], setup["cfg"]
-    intervals, _, comparisons = setup["stats"]
-    assert len(res.results) == len(intervals) == 4 * 2 * 2  # strategies x fractions x splits
+    assert len(res.results) == 4 * 2 * 2 * 2  # strategies x fractions x repeats x splits
     assert set(res.results["strategy"]) == {"pretrained", "scratch", "linear_probe", "random_probe"}
     for metric in ("auroc", "auprc"):
-        values = intervals[[metric, f"{metric}_low", f"{metric}_high"]].to_numpy()
+        values = res.results[metric].to_numpy()
         assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
-        assert (intervals[f"{metric}_low"] <= intervals[metric] + 1e-12).all()
-        assert (intervals[metric] <= intervals[f"{metric}_high"] + 1e-12).all()
-        same_set = (intervals["n_labels"].to_numpy() == res.results["n_labels"].to_numpy())  # fixed set = evaluable set
-        assert np.allclose(intervals[metric].to_numpy()[same_set], res.results[metric].to_numpy()[same_set], atol=1e-12)
     small = res.results[res.results["fraction"] == 0.3]["n_train"].iloc[0]
     full = res.results[res.results["fraction"] == 1.0]["n_train"].iloc[0]
     assert 0 < small < full
-    assert set(comparisons["split"]) == {"test", "external"} and len(comparisons) == 6 * 2 * 2 * 2  # pairs x fractions x splits x metrics
-    assert set(res.curves["strategy"]) == set(cfg.strategies)
-    assert res.metrics["test"]["pretrained_1"]["auroc"] == pytest.approx(
-        res.results.query("strategy == 'pretrained' and fraction == 1.0 and split == 'test'")["auroc"].iloc[0]
-    )
+    assert set(res.curves["strategy"]) == set(cfg.strategies) and set(res.curves["repeat"]) == {0, 1}
+    group = res.results.query("strategy == 'pretrained' and fraction == 1.0 and split == 'test'")
+    assert res.metrics["test"]["pretrained_1"]["auroc"] == pytest.approx(group["auroc"].mean())
+    assert res.metrics["test"]["pretrained_1"]["repeats"] == 2 and res.metrics["repeats"] == 2
+    assert res.results["stopped_at_last_epoch"].dtype == bool and res.results["best_epoch"].between(1, 30).all()
+    assert res.metrics["baseline_init"].startswith("twin ")  # random arms start from the pretrained run's twin
+    assert not res.results["pretraining_label_leak"].any()
+
+
+def test_repeats_draw_distinct_subsamples_and_seeds_shared_by_every_strategy(setup):
+    res, scores = setup["result"], setup["result"].scores
+    per_cell = res.results.groupby(["fraction", "repeat"])["n_train"].nunique()
+    assert (per_cell == 1).all()  # every strategy of a repeat trains on the same subsample
+    store = Store(setup["store"])
+    tl = task_labels(store, "all", 3, within=store.indices("train"))
+    train = np.asarray([i for i in store.indices("train") if tl.keep[i]])
+    patients = store.records["patient_id"].astype(str).to_numpy()
+    draws = [patient_subsample(patients, train, 0.3, repeat_seed(0, k)) for k in range(2)]
+    assert not np.array_equal(draws[0], draws[1])  # repeats draw different label subsamples
+    for k, rows in enumerate(draws):  # the stage trained repeat k on draw k
+        assert res.results.query(f"fraction == 0.3 and repeat == {k}")["n_train"].unique().tolist() == [len(rows)]
+    for strategy in setup["cfg"].strategies:
+        for fraction in ("0.3", "1"):
+            r0, r1 = scores.get(strategy, fraction, "r0", "test"), scores.get(strategy, fraction, "r1", "test")
+            assert not np.array_equal(r0, r1), (strategy, fraction)  # even at fraction 1 the seeds differ
+    assert scores.meta["repeats"] == 2 and len(scores.meta["models"]) == 4 * 2 * 2
+    _, info = load_classifier(setup["root"] / "models" / "scratch_0.3.pt")
+    assert info["config"]["repeat"] == 0 and info["config"]["seed"] == repeat_seed(0, 0)
+
+
+def test_every_arm_gets_the_same_search_and_records_it(setup):
+    res, meta = setup["result"], setup["result"].scores.meta
+    tuning = res.tuning
+    assert len(tuning) == 2 * (2 * 2 + 2 * 2)  # fractions x (two full arms x 2 lrs + two probe arms x 2 decays)
+    for (strategy, fraction), rows in tuning.groupby(["strategy", "fraction"]):
+        assert rows["chosen"].sum() == 1
+        record = meta["tuning"][f"{strategy}/{fraction:g}"]
+        chosen = rows.loc[rows["chosen"], "value"].iloc[0]
+        assert record["chosen"] == chosen and record["grid"] == rows["value"].tolist()
+        assert chosen == rows["value"].iloc[int(np.nanargmax(rows["val_score"].to_numpy()))]  # best validation score
+        used = res.results.query("strategy == @strategy and fraction == @fraction")["tuned_value"].unique()
+        assert list(used) == [chosen]  # every repeat trains with the chosen value
+    assert set(tuning.loc[tuning["strategy"].isin(["pretrained", "scratch"]), "param"]) == {"lr"}
+    assert set(tuning.loc[tuning["strategy"].isin(["linear_probe", "random_probe"]), "param"]) == {"weight_decay"}
+
+
+def test_random_probe_uses_the_batchnorm_recalibrated_twin(setup):
+    twin, _ = load_encoder(artifacts.twin_path(setup["encoder"].parent, "cmsc"))
+    probe, _ = load_classifier(setup["root"] / "models" / "random_probe_1.pt")
+    for key, value in twin.state_dict().items():
+        assert torch.equal(probe.encoder.state_dict()[key], value), key
+    running_var = [v for k, v in twin.state_dict().items() if k.endswith("running_var")]
+    assert running_var and any(not torch.allclose(v, torch.ones_like(v)) for v in running_var)  # re-estimated
 
 
 def test_checkpoints_reproduce_the_reported_predictions(setup):
@@ -80,14 +136,12 @@ def test_checkpoints_reproduce_the_reported_predictions(setup):
     model, info = load_classifier(setup["root"] / "models" / "scratch_1.pt")
     assert info["labels"] == res.labels and info["config"]["strategy"] == "scratch"
     store = Store(store_dir)
-    from ecgstudy.data.labels import task_labels
-
     tl = task_labels(store, "all", 3, within=store.indices("train"))
     test = [i for i in store.indices("test") if tl.keep[i]]
     logits, fields = predict(lambda b: model(b["x"], b["lead_mask"].bool()), ECGDataset(store, test, labels=tl.y), bf16=False)  # as the stage predicted (optim.bf16)
     from ecgstudy.engine import evaluate
 
-    row = res.results.query("strategy == 'scratch' and fraction == 1.0 and split == 'test'").iloc[0]
+    row = res.results.query("strategy == 'scratch' and fraction == 1.0 and split == 'test' and repeat == 0").iloc[0]
     assert evaluate.macro(fields["y"], logits) == pytest.approx(row["auroc"], abs=1e-9)
 
 
@@ -118,9 +172,14 @@ def test_linear_probe_leaves_the_encoder_untouched(setup):
     assert not torch.equal(tuned.encoder.stem.weight, pretrained.stem.weight)  # full fine-tuning did move it
 
 
-def test_saved_scores_give_the_same_statistics_and_figure(setup, tmp_path):
-    saved = ScoreFile.load(setup["result"].scores.save(tmp_path / "scores.npz"))
+def test_saved_scores_round_trip(setup, tmp_path):
+    scores = setup["result"].scores
+    saved = ScoreFile.load(scores.save(tmp_path / "scores.npz"))
     assert saved.meta["strategies"] == setup["cfg"].strategies and saved.meta["fractions"] == [0.3, 1.0]
+    assert saved.meta["tuning"] == json.loads(json.dumps(scores.meta["tuning"]))
+    assert all(key[-2] in ("r0", "r1") for key in saved.scores)  # every model key ends with its repeat
+    for key, value in scores.scores.items():
+        assert np.array_equal(saved.scores[key], value)
     again = finetune_statistics(saved, Bootstrap(n_boot=30, min_positives=1), seed=0)
     for before, after in zip(setup["stats"], again):
         assert before.equals(after)  # bit for bit: the evaluate stage sees what training produced
@@ -130,7 +189,8 @@ def test_saved_scores_give_the_same_statistics_and_figure(setup, tmp_path):
 
 def test_same_seed_same_numbers(setup):
     cfg = FinetuneConfig(
-        strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, eval_splits=["test"],
+        strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, eval_splits=["test"], repeats=1,
+        lr_grid=[1e-3], weight_decay_grid=[0.01],
         optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False), probe=TrainConfig(epochs=5, bf16=False, progress=False),
     )
     a = train_all(cfg, setup["store"], setup["encoder"], setup["root"] / "again_a", seed=5)
@@ -148,3 +208,59 @@ def test_mismatched_preprocessing_and_bad_config_fail(setup, tmp_path):
         config.from_dict(FinetuneConfig, {"strategies": ["pretrained", "magic"]}, "finetune")
     with pytest.raises(config.ConfigError, match="fractions"):
         config.from_dict(FinetuneConfig, {"fractions": [0.0, 1.0]}, "finetune")
+
+
+def _tiny(**kw):
+    base = dict(strategies=["scratch", "random_probe"], fractions=[0.3], min_positives=3, eval_splits=["test"], repeats=1,
+                lr_grid=[1e-4, 3e-3], weight_decay_grid=[0.01, 10.0],
+                optim=TrainConfig(epochs=2, batch_size=32, progress=False, max_evals=2, bf16=False),
+                probe=TrainConfig(epochs=10, bf16=False, progress=False))
+    return FinetuneConfig(**{**base, **kw})
+
+
+def test_tuning_chooses_on_validation_only_a_poisoned_test_split_changes_nothing(setup, tmp_path):
+    poisoned = tmp_path / "poisoned"
+    shutil.copytree(setup["store"], poisoned)
+    records = pd.read_parquet(poisoned / "records.parquet")
+    test = np.flatnonzero(records["split"].to_numpy() == "test")
+    for column in [c for c in records if c.startswith("y_")]:
+        records.loc[test, column] = 1 - records.loc[test, column]  # every test label flipped
+    records.to_parquet(poisoned / "records.parquet", index=False)
+    signals = np.load(poisoned / "signals.npy")
+    signals[test] = np.random.default_rng(0).normal(size=signals[test].shape).astype(np.float32)  # and its signals noise
+    np.save(poisoned / "signals.npy", signals)
+    clean = train_all(_tiny(), setup["store"], setup["encoder"], tmp_path / "a", seed=1)
+    dirty = train_all(_tiny(), poisoned, setup["encoder"], tmp_path / "b", seed=1)
+    assert dirty.scores.meta["tuning"] == clean.scores.meta["tuning"]  # same scores per value, same choices
+    pd.testing.assert_frame_equal(dirty.tuning.drop(columns="train_seconds"), clean.tuning.drop(columns="train_seconds"))
+    assert not np.allclose(dirty.results["auroc"], clean.results["auroc"])  # the poison did reach the test scores
+
+
+def _with_provenance(encoder_path, target, **data):
+    model, info = load_encoder(encoder_path)
+    extra = {**info["extra"], "pretraining_data": {**info["extra"]["pretraining_data"], **data}}
+    if "labels" in data:
+        extra["pretraining_labels"] = data["labels"]
+    return save_checkpoint(target, model, config=info["config"], preprocessing=info["preprocessing"], labels=[], extra=extra)
+
+
+def test_guards_refuse_leaky_encoders_or_mark_them(setup, tmp_path):
+    store = Store(setup["store"])
+    ids = store.records["record_id"].astype(str).to_numpy()
+    test_ids = ids[store.indices("test")][:3].tolist()
+    leaky = _with_provenance(setup["encoder"], tmp_path / "leaky.pt", record_ids=[*ids[store.indices("train")], *test_ids])
+    with pytest.raises(ValueError, match=r"pretrained on [123] record\(s\) of the 'test' split"):
+        train_all(_tiny(), setup["store"], leaky, tmp_path / "m", seed=0)
+    # supervised pretraining on the evaluated labels of the training records: refused, or run and marked
+    supervised = _with_provenance(setup["encoder"], tmp_path / "sup.pt", labels=["IMI", "LVH"])
+    with pytest.raises(ValueError, match="supervised pretraining used 2 of the evaluated labels"):
+        train_all(_tiny(), setup["store"], supervised, tmp_path / "m", seed=0)
+    marked = train_all(_tiny(strategies=["pretrained", "scratch"], lr_grid=[1e-3], allow_label_overlap=True),
+                       setup["store"], supervised, tmp_path / "m", seed=0)
+    flags = marked.results.set_index("strategy")["pretraining_label_leak"]
+    assert flags["pretrained"] and not flags["scratch"]
+    assert marked.metrics["pretraining_label_leak"] == {"IMI": "IMI", "LVH": "LVH"}
+    # the same labels learnt on other records (a separate pretraining corpus) are no leak
+    elsewhere = _with_provenance(setup["encoder"], tmp_path / "other.pt", labels=["IMI", "LVH"], record_ids=["elsewhere1"])
+    clean = train_all(_tiny(strategies=["pretrained"], lr_grid=[1e-3]), setup["store"], elsewhere, tmp_path / "m", seed=0)
+    assert not clean.results["pretraining_label_leak"].any()

@@ -13,6 +13,9 @@ from ecgstudy import config
 from ecgstudy.stages.evaluate import Bootstrap, probe_statistics
 from ecgstudy.models import build_encoder
 from ecgstudy.models.checkpoint import load_encoder
+from ecgstudy.engine import evaluate
+from ecgstudy.engine.train import recalibrate_batchnorm
+from ecgstudy.stages import artifacts
 from ecgstudy.stages.pretrain import ObjectiveOptions, PretrainConfig, PretrainRun, ProbeConfig, run_pretrain
 from ecgstudy.stages.pretrain.stage import pretrain_run
 from ecgstudy.objectives.supervised import SupervisedOptions
@@ -120,6 +123,11 @@ def test_config_rejects_bad_runs():
         config.from_dict(PretrainConfig, {"splits": ["train", "test"]}, "pretrain")
     with pytest.raises(config.ConfigError, match=r"split\(s\) \['external'\] would leak"):
         config.from_dict(PretrainConfig, {"splits": ["train", "external"]}, "pretrain")
+    with pytest.raises(config.ConfigError, match=r"split\(s\) \['val'\] would leak"):  # val selects models downstream
+        config.from_dict(PretrainConfig, {"splits": ["train", "val"]}, "pretrain")
+    with pytest.raises(config.ConfigError, match=r"run\(s\) \['mae'\] set epochs, but pretrain.steps"):
+        config.from_dict(PretrainConfig, {"runs": [{"name": "cmsc"}, {"name": "mae", "objective": "mae", "epochs": 3}]}, "pretrain")
+    assert config.from_dict(PretrainConfig, {"steps": 0, "runs": [{"name": "cmsc", "epochs": 3}]}, "pretrain").runs[0].epochs == 3
     with pytest.raises(config.ConfigError, match="objective"):
         config.from_dict(PretrainConfig, {"runs": [{"name": "x", "objective": "simclr9"}], "keep": "x"}, "pretrain")
     with pytest.raises(config.ConfigError, match="needs arch"):
@@ -143,8 +151,9 @@ def _small(runs, keep, **kw):
     return PretrainConfig(
         runs=[PretrainRun(**r) for r in runs], keep=keep,
         optim=TrainConfig(epochs=2, batch_size=16, progress=False, bf16=False),
-        probe=ProbeConfig(min_positives=2, optim=TrainConfig(epochs=5, batch_size=64, lr=0.01, bf16=False, progress=False)),
-        **kw,
+        probe=ProbeConfig(min_positives=2, optim=TrainConfig(epochs=5, batch_size=64, lr=0.01, bf16=False, progress=False),
+                          repeats=2, weight_decay_grid=[0.01, 10.0]),
+        **{"steps": 0, **kw},
     )
 
 
@@ -164,9 +173,20 @@ def test_run_pretrain_trains_every_run_keeps_one_and_compares_with_random_init(s
     assert res.metrics["mae"]["n_params"] == sum(p.numel() for p in encoder.parameters())
     table = res.comparison.set_index("run")
     assert list(table.index) == ["cmsc", "mae"]
-    # both runs are net1d-tiny from the same seed: one random-init twin, scored once
+    # both runs are net1d-tiny from the same seed on the same records: identical twins, identical twin scores
     assert table["random_auroc"].nunique() == 1 and table["encoder"].tolist() == ["net1d-tiny"] * 2
+    assert table.loc["cmsc", "same_encoder"] == "mae" and (table["repeats"] == 2).all()
     assert np.allclose(table["diff"], table["auroc"] - table["random_auroc"])
+    y = res.scores.y["val"]
+    for name in ("cmsc", "mae"):  # every repeat of every encoder and twin is saved; the table is their mean
+        keys = [(name, "r0", "val"), (name, "r1", "val"), ("random_init", name, "r0", "val"), ("random_init", name, "r1", "val")]
+        assert all(k in res.scores.scores for k in keys)
+        mean = np.mean([evaluate.macro(y, res.scores.scores[k]) for k in keys[:2]])
+        assert table.loc[name, "auroc"] == pytest.approx(mean)
+        assert res.scores.meta["tuning"][name]["chosen"] in (0.01, 10.0)
+        assert res.scores.meta["tuning"][f"random_init/{name}"]["twin"].startswith("twin ")
+    assert res.scores.meta["repeats"] == 2
+    assert not np.array_equal(res.scores.get("cmsc", "r0", "val"), res.scores.get("cmsc", "r1", "val"))  # seeds differ
     # k = 1: the fixed label set is every probed label evaluable on val, as in the stage's own point values
     gains = probe_statistics(res.scores, Bootstrap(n_boot=20, min_positives=1), seed=0).set_index("run")
     assert np.allclose(gains["diff"], table["diff"], atol=1e-12)  # the saved scores reproduce the gain
@@ -210,3 +230,35 @@ def test_interrupted_stage_resumes_from_its_state(store, tmp_path):
     b, _ = load_encoder(resumed.checkpoint)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert not (resume_dir / "cmsc.state.pt").exists()  # a finished run's state is removed
+
+
+def test_runs_get_matched_compute_whatever_their_record_counts(store, tmp_path):
+    cfg = _small([{"name": "cmsc"}, {"name": "sup", "objective": "supervised"}], keep="cmsc", resume=False, steps=5,
+                 objectives=ObjectiveOptions(supervised=SupervisedOptions(min_positives=2)))
+    res = run_pretrain(cfg, store, tmp_path, seed=0)
+    cmsc, sup = res.metrics["cmsc"], res.metrics["sup"]
+    assert sup["n_train_records"] < cmsc["n_train_records"]  # the supervised run reads only labelled records
+    assert cmsc["optimizer_steps"] == sup["optimizer_steps"] == 5
+    assert cmsc["samples_seen"] == sup["samples_seen"] == 5 * 16
+    for run in res.runs.values():
+        assert int(run.history["step"].iloc[-1]) == 5  # the last (partial) epoch stops at the budget
+
+
+def test_random_init_twin_is_the_runs_init_with_batchnorm_reestimated_on_its_records(store, tmp_path):
+    cfg = _small([{"name": "cmsc"}], keep="cmsc", resume=False)
+    res = run_pretrain(cfg, store, tmp_path, seed=4)
+    twin, info = load_encoder(artifacts.twin_path(tmp_path, "cmsc"))
+    assert info["extra"]["random_init_of"] == "cmsc" and info["preprocessing"] == load_encoder(res.checkpoint)[1]["preprocessing"]
+    torch.manual_seed(4)
+    init = build_encoder("net1d", "tiny")  # what pretrain_run starts from
+    default_bn = {k: v.clone() for k, v in init.state_dict().items() if "running" in k}
+    weights = {k: v for k, v in twin.state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(v, init.state_dict()[k]) for k, v in weights.items())  # the run's own initial weights
+    from ecgstudy.data.store import ECGDataset
+
+    s = Store(store)
+    recalibrate_batchnorm(init, lambda b: init.embed(b["x"], b["lead_mask"].bool()), ECGDataset(s, s.indices("train")),
+                          batch_size=16, bf16=False)
+    for key, value in default_bn.items():
+        assert not torch.equal(twin.state_dict()[key], value), key  # re-estimated, not the defaults
+        assert torch.allclose(twin.state_dict()[key], init.state_dict()[key], atol=1e-5), key  # on the same records

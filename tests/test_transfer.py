@@ -7,7 +7,7 @@ from _store_builder import build_store
 
 from ecgstudy import config
 from ecgstudy.plots.training import transfer_comparison
-from ecgstudy.stages.pretrain import PretrainConfig, run_pretrain
+from ecgstudy.stages.pretrain import PretrainConfig, PretrainRun, run_pretrain
 from ecgstudy.engine.train import TrainConfig
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.stages.evaluate import Bootstrap, transfer_statistics
@@ -22,12 +22,13 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("tr")
     main = build_store(root / "main", 100, seed=3)
     rare = build_store(root / "rare", rare_sets={"BRUGADA": 12, "HYPERK": 10}, seed=4)
-    pre = run_pretrain(PretrainConfig(optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False)), main, root / "pre", seed=0)
+    pre = run_pretrain(PretrainConfig(runs=[PretrainRun()], keep="cmsc", steps=3, resume=False,
+                                      optim=TrainConfig(epochs=1, batch_size=32, progress=False, bf16=False)), main, root / "pre", seed=0)
     cfg = config.from_dict(
         TransferConfig,
         {"n_train_cases": [3, "all"], "repeats": 2,
          "optim": {"epochs": 1, "min_steps": 4, "batch_size": 16, "progress": False, "bf16": False},
-         "probe": {"epochs": 1, "min_steps": 30, "bf16": False, "progress": False}},
+         "probe": {"epochs": 1, "min_steps": 30, "bf16": False, "progress": False}, "weight_decay_grid": [0.01, 10.0]},
         "transfer",
     )
     result = train_all(cfg, rare, pre.checkpoint, seed=0)
@@ -105,3 +106,19 @@ def test_bad_inputs_fail(setup, tmp_path):
         train_all(cfg, setup["rare"], setup["encoder"], seed=0)
     with pytest.raises(config.ConfigError):
         config.from_dict(TransferConfig, {"n_train_cases": [10, "most"]}, "transfer")
+
+
+def test_repeats_pair_arms_say_when_draws_coincide_and_tune_the_probe_by_inner_cv(setup):
+    res, meta = setup["result"], setup["result"].scores.meta
+    sizes = res.results.groupby("n_cases")["draws_differ"].first()
+    assert bool(sizes.loc[3]) and not bool(sizes.iloc[-1])  # n = all: the whole pool every time, seeds only differ
+    per_repeat = res.runs.groupby(["condition", "n_cases", "repeat"])["n_train"].nunique()
+    assert (per_repeat == 1).all()  # every strategy of a repeat trains on the same drawn set
+    for cond in ("BRUGADA", "HYPERK"):
+        for n in res.results.query("condition == @cond")["n_cases"].unique():
+            record = meta["tuning"][f"{cond}/n{n}/foundation_probe"]
+            assert record["grid"] == [0.01, 10.0] and "patient folds" in record["selection"]
+            used = res.runs.query("condition == @cond and n_cases == @n and strategy == 'foundation_probe'")["weight_decay"]
+            assert set(used) == {record["chosen"]}  # chosen on repeat 0's training set, reused by every repeat
+    assert meta["repeats"] == 2 and meta["baseline_init"].startswith("twin ")  # scratch starts from the twin
+    assert res.runs.query("strategy != 'foundation_probe'")["weight_decay"].isna().all()

@@ -168,6 +168,8 @@ def train_one_epoch(engine: Engine, run: RunState, epoch: int, show_bar: bool) -
             sums[k] = sums.get(k, 0.0) + float(v) * n
         if boundary:
             _optimizer_step(engine, run)
+            if cfg.max_steps and run.step >= cfg.max_steps:
+                break  # the step budget is spent (matched compute): the last epoch stops here
         if show_bar:
             sps = n_seen / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{sums['train_loss'] / n_seen:.4f}", sps=f"{sps:.0f}")

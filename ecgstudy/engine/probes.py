@@ -144,7 +144,7 @@ def train_full(
 
 
 def train_probe(
-    encoder: nn.Module,
+    encoder: nn.Module | None,
     z_train: np.ndarray,
     y_train: np.ndarray,
     z_val: np.ndarray | None,
@@ -157,7 +157,8 @@ def train_probe(
     val_windows: int = 1,
     val_aggregate: str = "max",
 ) -> tuple[Classifier, FitResult]:
-    """Linear head on frozen features; returns a :class:`Classifier` (frozen ``encoder`` + that head).
+    """Linear head on frozen features; returns a :class:`Classifier` (frozen ``encoder`` + that head), or
+    with ``encoder=None`` the head alone (an ``nn.Linear`` on raw features, for cross-validation).
 
     ``z_*`` are the encoder's pooled embeddings (N, D) of the records (see :func:`embed_dataset`), ``y_*``
     their targets (N, L); without validation features the head after the last step is kept. With
@@ -187,12 +188,13 @@ def train_probe(
         head, bce_loss(pos_weight, input_key="z"), FeatureDataset((z_train - mean) / std, y_train), cfg, seed=seed,
         validate=validate if z_val is not None else None, monitor=monitor, mode=mode, desc="probe",
     )
-    model = Classifier(encoder, y_train.shape[1], freeze_encoder=True)
+    model = Classifier(encoder, y_train.shape[1], freeze_encoder=True) if encoder is not None else None
+    folded = model.head if model is not None else nn.Linear(z_train.shape[1], y_train.shape[1])
     with torch.no_grad():  # w.(z - mean)/std + b  ==  (w/std).z + (b - w.(mean/std))
         weight = head.weight / torch.as_tensor(std, dtype=torch.float32)
-        model.head.weight.copy_(weight)
-        model.head.bias.copy_(head.bias - (weight * torch.as_tensor(mean, dtype=torch.float32)).sum(dim=1))
-    return model.eval(), result
+        folded.weight.copy_(weight)
+        folded.bias.copy_(head.bias - (weight * torch.as_tensor(mean, dtype=torch.float32)).sum(dim=1))
+    return (model if model is not None else folded).eval(), result
 
 
 def fresh_encoder(spec: dict[str, Any], seed: int) -> nn.Module:

@@ -51,6 +51,7 @@ class TrainConfig:
 
     epochs: int = 10  # passes over the training set (upper bound when early stopping)
     min_steps: int = 0  # at least this many optimizer steps: small label fractions get more epochs
+    max_steps: int = 0  # stop after exactly this many optimizer steps, mid-epoch if need be (0 = no cap; matched compute)
     batch_size: int = 64  # samples per forward pass and process (global batch = batch_size x processes x grad_accum)
     grad_accum: int = 1  # forward passes per optimizer step (effective batch = batch_size x grad_accum per process)
     lr: float = 1e-3  # peak learning rate after warmup
@@ -68,8 +69,10 @@ class TrainConfig:
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("epochs, batch_size and grad_accum must be >= 1")
-        if self.lr <= 0 or min(self.weight_decay, self.min_steps, self.patience, self.max_evals) < 0:
-            raise ValueError("lr must be > 0; weight_decay, min_steps, patience and max_evals >= 0")
+        if self.lr <= 0 or min(self.weight_decay, self.min_steps, self.max_steps, self.patience, self.max_evals) < 0:
+            raise ValueError("lr must be > 0; weight_decay, min_steps, max_steps, patience and max_evals >= 0")
+        if self.max_steps and self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps {self.min_steps} exceeds max_steps {self.max_steps}")
         if not 0 <= self.warmup_frac < 1 or not 0 <= self.min_lr_frac <= 1:
             raise ValueError("warmup_frac must be in [0, 1) and min_lr_frac in [0, 1]")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -271,6 +274,8 @@ def _prepare(
     steps_per_epoch = max(len(loader) // cfg.grad_accum, 1)
     epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
     total_steps = epochs * steps_per_epoch
+    if cfg.max_steps:  # a fixed number of optimizer steps whatever the dataset size (the last epoch may be partial)
+        epochs, total_steps = math.ceil(cfg.max_steps / steps_per_epoch), cfg.max_steps
     eval_every = math.ceil(epochs / cfg.max_evals) if cfg.max_evals else 1
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

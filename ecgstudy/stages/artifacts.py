@@ -17,6 +17,9 @@ from ecgstudy.paths import repo_root, resolve
 #: pretrain: one checkpoint per run (``<run>.pt``) and the kept run's encoder.
 PRETRAIN_MODELS = "models/pretrain"
 KEPT_ENCODER = "encoder.pt"
+#: pretrain: beside each run's checkpoint, its random-init twin (same init, batch norm re-estimated on the
+#: same records): the baseline of random_probe and scratch (``stages.common.random_twin``).
+TWIN_NAME = "{run}.random_init.pt"
 #: pretrain: validation-split probe scores of every run and random-init twin (evaluate stage input).
 PROBE_SCORES = "models/pretrain/probe_scores.npz"
 #: finetune: one classifier per strategy x label fraction, and every model's evaluation-split scores.
@@ -50,6 +53,11 @@ def encoder_path(run: str = KEEP, root: Path | None = None) -> Path:
     """Checkpoint of a pretraining run's encoder: ``encoder.pt`` for ``keep``, else ``<run>.pt``."""
     name = KEPT_ENCODER if run == KEEP else f"{run}.pt"
     return require(Path(PRETRAIN_MODELS) / name, "pretrain", root)
+
+
+def twin_path(models_dir: str | Path, run: str) -> Path:
+    """Where pretraining run ``run``'s random-init twin is (or goes) in ``models_dir`` (not checked)."""
+    return Path(models_dir) / TWIN_NAME.format(run=run)
 
 
 def classifier_name(strategy: str, fraction: float) -> str:

@@ -10,8 +10,18 @@ random_probe    frozen randomly initialised encoder + linear head (the baseline 
 ==============  ===================================================================================
 
 Each runs at several label fractions: nested, seeded patient-level subsamples of the train split (the
-5% patients are among the 25%, ...). Best epochs are chosen on the validation split; test and
-external-site splits are only predicted once, at the end. Their scores are saved (``models/finetune/scores.npz``,
+5% patients are among the 25%, ...), ``repeats`` times. Repeat k draws its own subsamples (seed + k) and
+trains with seed + k, the same for every strategy, so strategies pair by repeat; at fraction 1 the
+repeats share the records and differ by seed only. Every strategy gets the same kind of search at every
+fraction, on repeat 0, chosen on the validation split (:class:`~ecgstudy.engine.tuning.Search`): the
+learning rate (``lr_grid``) of full fine-tunes, the weight decay (``weight_decay_grid``) of probes;
+repeats 1.. reuse the choice. Best epochs are chosen on the validation split and every model records
+whether its best epoch was its last (``stopped_at_last_epoch``: it may not have converged); test and
+external-site splits are only predicted once, at the end. ``random_probe`` and ``scratch`` start from the
+encoder's random-init twin (its pretraining run's initial weights with batch norm re-estimated on the same
+records, :func:`ecgstudy.stages.common.random_twin`). An encoder pretrained on an evaluated record is
+refused; one whose supervised pretraining saw the task's labels on the training records is refused unless
+``allow_label_overlap``, and is then marked in every table (``pretraining_label_leak``). Their scores are saved (``models/finetune/scores.npz``,
 :mod:`ecgstudy.engine.scores`) with point macro AUROC / AUPRC; the intervals and the paired comparisons
 (pretrained vs scratch, linear_probe vs random_probe, pretrained vs linear_probe) are computed from them by
 the evaluate stage, so a statistics setting never retrains a model.
@@ -57,10 +67,12 @@ from ecgstudy.engine.probes import embed_dataset, embed_windows, fresh_encoder, 
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.thresholds import parse_rule
 from ecgstudy.engine.train import TrainConfig, resolve_device
+from ecgstudy.engine.tuning import Search, repeat_seed, stopped_at_last_epoch
 from ecgstudy.models.checkpoint import save_checkpoint
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.artifacts import classifier_name
-from ecgstudy.stages.common import open_store_and_model
+from ecgstudy.stages.common import (check_pretraining_leak, label_overlap, open_store_and_model, pretraining_data,
+                                    random_twin, shared_records)
 from ecgstudy.stages.outputs import stage_outputs, timing_rows, without_timings
 
 STRATEGIES = ("pretrained", "scratch", "linear_probe", "random_probe")
@@ -79,6 +91,10 @@ class FinetuneConfig:
     min_positives: int = 10  # keep labels with at least this many positives in the train split
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # pretrained (fine-tuned), scratch (same net, random init), linear_probe (frozen pretrained), random_probe (frozen random init)
     fractions: list[float] = field(default_factory=lambda: [0.05, 0.25, 1.0])  # train-split patient fractions
+    repeats: int = 3  # training repeats per strategy x fraction: repeat k = subsample draw and seed seed + k, shared by every strategy (fraction 1: seed only)
+    lr_grid: list[float] = field(default_factory=lambda: [5e-4, 2e-3])  # learning rates searched for pretrained and scratch at every fraction, on repeat 0, by validation macro AUROC; repeats 1.. reuse the choice
+    weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # probe weight decays searched for linear_probe and random_probe the same way
+    allow_label_overlap: bool = False  # accept an encoder supervised-pretrained on the task's labels on the training records (marked pretraining_label_leak in every table) instead of refusing it
     eval_splits: list[str] = field(default_factory=lambda: ["test", "external"])  # scored once, at the end
     train_crop_s: float | None = None  # random training crops (s), redrawn every epoch (PTB-XL benchmark: 2.5); null = whole records
     eval_window_s: float | None = None  # sliding-window scoring of val/test/external: window (s) (benchmark: 2.5); null = whole records
@@ -86,9 +102,9 @@ class FinetuneConfig:
     eval_aggregate: Literal["max", "mean"] = "max"  # per-record aggregation of the window probabilities (benchmark: max)
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            epochs=10, min_steps=100, batch_size=64, lr=1e-3, warmup_frac=0.1, patience=4, max_evals=10
+            epochs=8, min_steps=100, batch_size=64, lr=1e-3, warmup_frac=0.1, patience=3, max_evals=8
         )
-    )  # full fine-tunes; min_steps gives small fractions enough updates
+    )  # full fine-tunes (lr: finetune.lr_grid searches it); min_steps gives small fractions enough updates; 8 epochs keep 4 strategies x 3 fractions x (2 lrs + 2 repeats) near 12 min on 2 cores
     probe: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             epochs=100, min_steps=300, batch_size=256, lr=1e-2, warmup_frac=0.0, patience=10, bf16=False, progress=False
@@ -110,6 +126,12 @@ class FinetuneConfig:
         bad = [s for s in self.eval_splits if s not in ("test", "external", "val")]
         if bad:
             raise ValueError(f"eval_splits {bad} not in ['test', 'external', 'val']")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        for key in ("lr_grid", "weight_decay_grid"):
+            grid = getattr(self, key)
+            if not grid or any(v < 0 for v in grid) or (key == "lr_grid" and any(v == 0 for v in grid)):
+                raise ValueError(f"{key} {grid} must list positive values (weight decay may be 0)")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for key in ("train_crop_s", "eval_window_s", "eval_stride_s"):
@@ -148,8 +170,9 @@ class FinetuneConfig:
 class FinetuneResult:
     """What :func:`run` trained and wrote; intervals and comparisons are the evaluate stage's."""
 
-    results: pd.DataFrame  # one row per strategy x fraction x eval split: point macro AUROC / AUPRC, run facts
-    curves: pd.DataFrame  # per-epoch training history of every model
+    results: pd.DataFrame  # one row per strategy x fraction x repeat x eval split: point macro AUROC / AUPRC, run facts
+    curves: pd.DataFrame  # per-epoch training history of every model (search candidates included)
+    tuning: pd.DataFrame  # one row per strategy x fraction x searched value: validation score, chosen, best epoch
     scores: ScoreFile  # every model's probabilities on the evaluation splits (models/finetune/scores.npz)
     metrics: dict[str, Any]  # reports/metrics/finetune.json
     labels: list[str] = field(default_factory=list)
@@ -163,6 +186,8 @@ class _Inputs:
 
     store: Store
     pretrained: torch.nn.Module
+    twin: torch.nn.Module  # the pretrained encoder's random-init twin (random_probe, scratch)
+    twin_how: str  # how the twin was built, in words
     info: dict[str, Any]
     labels: list[str]
     targets: np.ndarray  # (N_store, L) 0/1
@@ -199,8 +224,9 @@ def _open(cfg: FinetuneConfig, store_dir: Path, encoder_path: Path) -> _Inputs:
         if len(idx) == 0:
             raise ValueError(f"{store_dir}: split {s!r} has no records with a {cfg.task!r} label")
     crop, window = cfg.input_samples(store.fs, store.n_samples)
+    twin, twin_how = random_twin(encoder_path, info)
     return _Inputs(
-        store=store, pretrained=pretrained, info=info, labels=list(tl.names), targets=tl.y, rows=rows,
+        store=store, pretrained=pretrained, twin=twin, twin_how=twin_how, info=info, labels=list(tl.names), targets=tl.y, rows=rows,
         datasets={s: ECGDataset(store, idx, labels=tl.y) for s, idx in rows.items()},
         patients=store.records["patient_id"].astype(str).to_numpy(), crop=crop, window=window,
         windows=None if window is None else (*window, cfg.eval_aggregate),
@@ -242,20 +268,32 @@ def _train_probe(cfg: FinetuneConfig, inp: _Inputs, encoder, feats: dict, pos_in
     return model, fitted, preds
 
 
+def tuned_param(strategy: str) -> str:
+    """The hyper-parameter searched for ``strategy``: ``lr`` (full fine-tunes) or ``weight_decay`` (probes)."""
+    return "weight_decay" if strategy in _FROZEN else "lr"
+
+
+def _grid(cfg: FinetuneConfig, strategy: str) -> list[float]:
+    return list(cfg.weight_decay_grid if strategy in _FROZEN else cfg.lr_grid)
+
+
 def _train_model(cfg: FinetuneConfig, inp: _Inputs, strategy: str, fraction: float, sub: np.ndarray, features: dict,
-                 probe_encoders: dict, seed: int, device):
-    """Train one strategy on the subsample ``sub`` (store rows); returns (model, fit result, {split: probs})."""
+                 probe_encoders: dict, seed: int, device, value: float | None = None):
+    """Train one strategy on the subsample ``sub`` (store rows) with the searched hyper-parameter at ``value``
+    (None: the optimiser preset's); returns (model, fit result, {split: probs})."""
     y_sub = inp.targets[sub]
     weight = pos_weights(y_sub) if cfg.pos_weight else None
     if strategy in _FROZEN:
+        probe_cfg = cfg if value is None else dataclasses.replace(cfg, probe=dataclasses.replace(cfg.probe, weight_decay=value))
         pos_in_train = np.searchsorted(inp.rows["train"], sub)
-        return _train_probe(cfg, inp, probe_encoders[strategy], features[strategy], pos_in_train, y_sub, weight, seed)
+        return _train_probe(probe_cfg, inp, probe_encoders[strategy], features[strategy], pos_in_train, y_sub, weight, seed)
     encoder = fresh_encoder(inp.info["spec"], seed)
-    if strategy in _PRETRAINED:
-        encoder.load_state_dict(inp.pretrained.state_dict())
+    # pretrained starts from the pretrained weights, scratch from the twin: the run's own initial weights
+    encoder.load_state_dict((inp.pretrained if strategy in _PRETRAINED else inp.twin).state_dict())
+    optim = cfg.optim if value is None else dataclasses.replace(cfg.optim, lr=value)
     train_set = ECGDataset(inp.store, sub, labels=inp.targets, crop=inp.crop, random_crop=inp.crop is not None, seed=seed)
     model, fitted = train_full(
-        encoder, train_set, inp.datasets["val"], len(inp.labels), cfg.optim, seed=seed, dropout=cfg.dropout,
+        encoder, train_set, inp.datasets["val"], len(inp.labels), optim, seed=seed, dropout=cfg.dropout,
         pos_weight=weight, monitor=cfg.monitor, desc=f"{strategy} {fraction:g}", windows=inp.windows,
     )
     preds = {s: predict_probs(model, inp.datasets[s], inp.windows, device=device, bf16=cfg.optim.bf16) for s in cfg.eval_splits}
@@ -264,7 +302,7 @@ def _train_model(cfg: FinetuneConfig, inp: _Inputs, strategy: str, fraction: flo
 
 def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Path, models_dir: str | Path, *,
               seed: int) -> FinetuneResult:
-    """Train every strategy at every label fraction, save the classifiers and their evaluation-split scores.
+    """Train every strategy at every label fraction and repeat, save the classifiers and their evaluation-split scores.
 
     Parameters
     ----------
@@ -273,47 +311,69 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
     store_dir
         Main curated store (signals (N, 12, T) at fs Hz) with train/val/test/external splits.
     encoder_path
-        Pretrained encoder checkpoint; its preprocessing spec must match the store's.
+        Pretrained encoder checkpoint; its preprocessing spec must match the store's. Its random-init twin
+        is read from beside it (:func:`ecgstudy.stages.common.random_twin`).
     models_dir
-        Folder for ``<strategy>_<fraction>.pt`` classifier checkpoints.
+        Folder for ``<strategy>_<fraction>.pt`` classifier checkpoints (repeat 0's model: the search's choice).
     seed
-        Seeds subsampling, initialisation and training order.
+        Repeat k subsamples and trains with seed + k (:func:`ecgstudy.engine.tuning.repeat_seed`).
     """
     inp = _open(cfg, Path(store_dir), Path(encoder_path))
+    leak = _check_encoder(cfg, inp, encoder_path)
     device = resolve_device(cfg.optim.device)
-    # random_probe and scratch start from the same seeded random init, so their comparison is paired
-    probe_encoders = {"linear_probe": inp.pretrained, "random_probe": fresh_encoder(inp.info["spec"], seed)}
+    probe_encoders = {"linear_probe": inp.pretrained, "random_probe": inp.twin}
     features = _frozen_features(cfg, inp, probe_encoders, device)
     scores = ScoreFile(meta={"task": cfg.task, "n_labels": len(inp.labels), "protocol": cfg.protocol(),
-                             "strategies": list(cfg.strategies), "fractions": list(cfg.fractions)})
+                             "strategies": list(cfg.strategies), "fractions": list(cfg.fractions),
+                             "repeats": cfg.repeats, "repeat_design": _REPEAT_DESIGN, "baseline_init": inp.twin_how,
+                             "pretraining_label_leak": leak, "tuning": {}, "models": {}})
     for split in cfg.eval_splits:
         scores.add_group(split, inp.datasets[split].y, inp.patients[inp.rows[split]], inp.labels)
-    rows, curves, decided = [], [], []
+    rows, curves, tuning, decided = [], [], [], []
     for fraction in cfg.fractions:
-        sub = patient_subsample(inp.patients, inp.rows["train"], fraction, seed)
         for strategy in cfg.strategies:
-            start = time.perf_counter()
-            model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, features, probe_encoders, seed, device)
-            seconds = time.perf_counter() - start
-            path = save_checkpoint(
-                Path(models_dir) / classifier_name(strategy, fraction), model,
-                config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": seed},
-                preprocessing=inp.info["preprocessing"], labels=inp.labels,
-                extra={"best_epoch": fitted.best_epoch, "n_train": len(sub), "pretrained_from": artifacts.shown(Path(encoder_path))},
-            )
-            decided.append(_finish(cfg, inp, path, model, preds, sub, fitted.best_epoch, strategy, fraction, device))
-            curves.append(fitted.history.assign(strategy=strategy, fraction=fraction))
-            for split, p in preds.items():
-                scores.add((strategy, f"{fraction:g}", "r0"), split, p)  # one training repeat (r<k>: engine.scores)
-                rows.append({
-                    "strategy": strategy, "fraction": fraction, "split": split, "n_train": len(sub),
-                    "n_train_patients": len(np.unique(inp.patients[sub])),
-                    **point_estimates(inp.datasets[split].y, p), "best_epoch": fitted.best_epoch,
-                    "epochs_run": len(fitted.history), "train_seconds": seconds,
-                })
+            search = Search(tuned_param(strategy), _grid(cfg, strategy),
+                            f"best-epoch validation {cfg.monitor} on repeat 0")
+            for k in range(cfg.repeats):
+                run_seed = repeat_seed(seed, k)
+                sub = patient_subsample(inp.patients, inp.rows["train"], fraction, run_seed)
+                if k == 0:
+                    model, fitted, preds, seconds = _search(cfg, inp, strategy, fraction, sub, features, probe_encoders,
+                                                            run_seed, device, search, curves, tuning)
+                else:
+                    start = time.perf_counter()
+                    model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, features, probe_encoders,
+                                                        run_seed, device, search.chosen)
+                    seconds = time.perf_counter() - start
+                    curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=k,
+                                                        **{f"searched_{search.param}": search.chosen}))
+                stopped = stopped_at_last_epoch(fitted)
+                if k == 0:
+                    path = save_checkpoint(
+                        Path(models_dir) / classifier_name(strategy, fraction), model,
+                        config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": run_seed,
+                                "repeat": k, search.param: search.chosen},
+                        preprocessing=inp.info["preprocessing"], labels=inp.labels,
+                        extra={"best_epoch": fitted.best_epoch, "stopped_at_last_epoch": stopped, "n_train": len(sub),
+                               "pretrained_from": artifacts.shown(Path(encoder_path)), "tuning": search.record()},
+                    )
+                    decided.append(_finish(cfg, inp, path, model, preds, sub, fitted.best_epoch, strategy, fraction, device))
+                scores.meta["models"][f"{strategy}/{fraction:g}/r{k}"] = {
+                    "best_epoch": int(fitted.best_epoch), "stopped_at_last_epoch": stopped, search.param: search.chosen}
+                for split, p in preds.items():
+                    scores.add((strategy, f"{fraction:g}", f"r{k}"), split, p)
+                    rows.append({
+                        "strategy": strategy, "fraction": fraction, "repeat": k, "split": split, "n_train": len(sub),
+                        "n_train_patients": len(np.unique(inp.patients[sub])),
+                        **point_estimates(inp.datasets[split].y, p), "tuned_param": search.param,
+                        "tuned_value": search.chosen, "best_epoch": fitted.best_epoch,
+                        "epochs_run": len(fitted.history), "stopped_at_last_epoch": stopped,
+                        "pretraining_label_leak": bool(leak) and strategy in _PRETRAINED, "train_seconds": seconds,
+                    })
+            scores.meta["tuning"][f"{strategy}/{fraction:g}"] = search.record()
     results = pd.DataFrame(rows)
-    return FinetuneResult(results=results, curves=pd.concat(curves, ignore_index=True), scores=scores,
-                          metrics=_headline(results, inp.labels, cfg), labels=inp.labels,
+    return FinetuneResult(results=results, curves=pd.concat(curves, ignore_index=True), tuning=pd.DataFrame(tuning),
+                          scores=scores, metrics=_headline(results, inp.labels, cfg, scores.meta), labels=inp.labels,
                           decisions=pd.concat([d.operating for d in decided], ignore_index=True),
                           calibration=pd.concat([d.reliability for d in decided], ignore_index=True))
 
@@ -342,17 +402,84 @@ def _finish(cfg: FinetuneConfig, inp: _Inputs, path: Path, model, preds: dict, s
     return decided
 
 
+_REPEAT_DESIGN = ("repeat k: patient subsample draw and training seed seed + k, shared by every strategy (arms pair by "
+                  "repeat); at fraction 1 every repeat has the same records and differs by seed only; the searched "
+                  "value is chosen on repeat 0 and reused by the other repeats; classifier checkpoints: repeat 0")
+
+
+def _search(cfg: FinetuneConfig, inp: _Inputs, strategy: str, fraction: float, sub: np.ndarray, features: dict,
+            probe_encoders: dict, seed: int, device, search: Search, curves: list, tuning: list):
+    """Repeat 0: train every grid value, score each on validation (its best epoch), keep the chosen one.
+
+    Returns the chosen (model, fit result, {split: probs}, seconds); appends every candidate's curve and
+    tuning row. Only the validation split decides; test and external scores of the others are dropped.
+    """
+    candidates = []
+    for value in search.grid:
+        start = time.perf_counter()
+        model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, features, probe_encoders, seed, device, value)
+        seconds = time.perf_counter() - start
+        score = fitted.best_score if cfg.monitor == "val_auroc" else -fitted.best_score
+        stopped = stopped_at_last_epoch(fitted)
+        search.add(score, best_epoch=int(fitted.best_epoch), epochs_run=len(fitted.history), stopped_at_last_epoch=stopped)
+        curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=0,
+                                            **{f"searched_{search.param}": value}))
+        tuning.append({"strategy": strategy, "fraction": fraction, "param": search.param, "value": value,
+                       "val_score": fitted.best_score, "monitor": cfg.monitor, "best_epoch": fitted.best_epoch,
+                       "epochs_run": len(fitted.history), "stopped_at_last_epoch": stopped, "train_seconds": seconds})
+        candidates.append((model, fitted, preds, seconds))
+    for row in tuning[-len(search.grid):]:
+        row["chosen"] = row["value"] == search.chosen
+    return candidates[search.best_index]
+
+
+def _check_encoder(cfg: FinetuneConfig, inp: _Inputs, encoder_path) -> dict[str, list[str]]:
+    """The guards on what the encoder was pretrained on; returns the task labels a supervised pretraining saw
+    on these training records (empty: none), after refusing what must be refused.
+
+    - pretrained on any validation, test or external record: refused (ValueError);
+    - supervised-pretrained on the task's labels (or their diagnostic (sub)class) on the training records,
+      or on records the checkpoint does not name: refused unless ``allow_label_overlap``.
+    Labels seen on other records (a separate pretraining corpus, as ECGFounder's) are not a leak.
+    """
+    check_pretraining_leak(inp.info, inp.store, {s: inp.rows[s] for s in ("val", *cfg.eval_splits)}, encoder_path)
+    overlap = label_overlap(inp.labels, pretraining_data(inp.info)["labels"], inp.store.meta.get("label_info", {}))
+    if not overlap:
+        return {}
+    ids = inp.store.records["record_id"].astype(str).to_numpy()[inp.rows["train"]]
+    shared = shared_records(inp.info, ids)
+    if shared == 0:
+        return {}
+    where = "records it does not name" if shared is None else f"{shared} of the training records"
+    if not cfg.allow_label_overlap:
+        raise ValueError(f"{encoder_path}: the encoder's supervised pretraining used {len(overlap)} of the evaluated "
+                         f"labels ({', '.join(sorted(overlap)[:8])}{', ...' if len(overlap) > 8 else ''}) on {where}: its "
+                         "label-fraction results would not be label-efficient; choose a self-supervised finetune.encoder, "
+                         "or set finetune.allow_label_overlap: true to run it marked (pretraining_label_leak)")
+    return overlap
+
+
 def point_estimates(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Macro AUROC / AUPRC over evaluable labels of targets (N, L) and probabilities (N, L), with n and n_labels."""
     return {"n": int(len(y)), "n_labels": int(evaluate.evaluable(y).sum()),
             **{metric: evaluate.macro(y, p, metric) for metric in evaluate.METRICS}}
 
 
-def _headline(results: pd.DataFrame, labels: list[str], cfg: FinetuneConfig) -> dict[str, Any]:
-    """Task, label count, protocol, and point macro AUROC / AUPRC per split, strategy and fraction."""
-    metrics: dict[str, Any] = {"task": cfg.task, "n_labels": len(labels), "protocol": cfg.protocol()}
-    for row in results.itertuples():
-        metrics.setdefault(row.split, {})[f"{row.strategy}_{row.fraction:g}"] = {"auroc": row.auroc, "auprc": row.auprc}
+def _headline(results: pd.DataFrame, labels: list[str], cfg: FinetuneConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    """Task, label count, protocol, repeats, and per split, strategy and fraction: the mean and spread over
+    repeats of the point macro AUROC / AUPRC, the searched value and how many repeats stopped at their last epoch."""
+    metrics: dict[str, Any] = {"task": cfg.task, "n_labels": len(labels), "protocol": cfg.protocol(),
+                               "repeats": cfg.repeats, "repeat_design": meta["repeat_design"],
+                               "baseline_init": meta["baseline_init"]}
+    if meta["pretraining_label_leak"]:
+        metrics["pretraining_label_leak"] = {k: ", ".join(v) for k, v in meta["pretraining_label_leak"].items()}
+    for (split, strategy, fraction), group in results.groupby(["split", "strategy", "fraction"], sort=False):
+        metrics.setdefault(split, {})[f"{strategy}_{fraction:g}"] = {
+            **{m: float(group[m].mean()) for m in ("auroc", "auprc")},
+            **{f"{m}_sd_repeats": float(group[m].std(ddof=0)) for m in ("auroc", "auprc")},
+            "repeats": int(len(group)), group["tuned_param"].iloc[0]: float(group["tuned_value"].iloc[0]),
+            "stopped_at_last_epoch": int(group["stopped_at_last_epoch"].sum()),
+        }
     return metrics
 
 
@@ -360,10 +487,11 @@ def run(cfg, root: Path | None = None) -> FinetuneResult:
     """The finetune stage: train, save classifiers and scores, write tables, curves and metrics.
 
     ``cfg`` is ``ecgstudy.config.stage_config("finetune", params)``; outputs go under ``root`` (default: the
-    repository root): ``models/finetune/`` (classifiers with their model cards, ``scores.npz``),
-    ``reports/tables/finetune/{results,decisions,calibration}.csv``, ``reports/plots/finetune/curves.csv``
-    and ``reports/metrics/finetune.json`` (tables without wall-clock columns; those go to
-    ``reports/timings/finetune.json``).
+    repository root): ``models/finetune/`` (repeat 0's classifiers with their model cards, ``scores.npz``),
+    ``reports/tables/finetune/results.csv`` (every repeat), ``tuning.csv`` (every searched value),
+    ``decisions.csv`` and ``calibration.csv`` (thresholds chosen on val; reliability bins),
+    ``reports/plots/finetune/curves.csv`` and ``reports/metrics/finetune.json``; wall-clock columns go to
+    ``reports/timings/finetune.json``, never to a tracked output.
     """
     out = stage_outputs("finetune", root, models=True, plots=True, figures=False)
     store_dir = artifacts.store_path(cfg.data.curated, cfg.finetune.store, out.root)
@@ -371,10 +499,12 @@ def run(cfg, root: Path | None = None) -> FinetuneResult:
     result = train_all(cfg.finetune, store_dir, encoder, out.models, seed=cfg.seed)
     result.scores.save(out.root / artifacts.FINETUNE_SCORES)
     without_timings(result.results).to_csv(out.tables / "results.csv", index=False)
+    without_timings(result.tuning).to_csv(out.tables / "tuning.csv", index=False)
     without_timings(result.curves).to_csv(out.plots / "curves.csv", index=False)
     result.decisions.to_csv(out.tables / "decisions.csv", index=False)  # thresholds chosen on val, on the eval splits
     result.calibration.to_csv(out.tables / "calibration.csv", index=False)  # reliability-diagram bins
     out.write_metrics(result.metrics)
-    out.write_timings({"models": timing_rows(result.results, ["strategy", "fraction"]),
-                       "epochs": timing_rows(result.curves, ["strategy", "fraction", "epoch"])})
+    out.write_timings({"models": timing_rows(result.results, ["strategy", "fraction", "repeat", "split"]),
+                       "search": timing_rows(result.tuning, ["strategy", "fraction", "value"]),
+                       "epochs": timing_rows(result.curves, ["strategy", "fraction", "repeat", "epoch"])})
     return result

@@ -35,10 +35,10 @@ from ecgstudy.data.describe import primary_diagnosis
 from ecgstudy.data.labels import task_labels
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import evaluate
-from ecgstudy.models import random_init_like
+from ecgstudy.models import random_init_like  # noqa: F401  (the fallback baseline; tests reach it here)
 from ecgstudy.plots import latent as latent_plots
 from ecgstudy.stages import artifacts
-from ecgstudy.stages.common import open_store_and_model
+from ecgstudy.stages.common import open_store_and_model, random_twin
 from ecgstudy.stages.outputs import StageOutputs, stage_outputs
 
 ENCODERS: tuple[str, ...] = ("pretrained", "random_init")  # names used in tables, metrics and figures
@@ -333,8 +333,9 @@ def run_latent(cfg: LatentConfig, store_dir: str | Path, encoder_path: str | Pat
     """Embed, probe and project a store with the pretrained encoder and a random-init twin (no files written).
 
     The store and checkpoint are opened by :func:`ecgstudy.stages.common.open_store_and_model` (the
-    checkpoint's preprocessing must match the store's). The random-init encoder is built with ``seed``: if
-    pretraining initialised with the same seed, it is exactly the pretrained encoder's starting point.
+    checkpoint's preprocessing must match the store's). The random-init encoder is the pretraining run's
+    twin (its initial weights, batch norm re-estimated on the same records:
+    :func:`ecgstudy.stages.common.random_twin`); without one, a fresh init with ``seed``.
 
     Parameters
     ----------
@@ -346,7 +347,8 @@ def run_latent(cfg: LatentConfig, store_dir: str | Path, encoder_path: str | Pat
     store, pretrained, info = open_store_and_model(store_dir, encoder_path, num_threads=cfg.num_threads)
     sample = sample_records(cfg, store, np.random.default_rng(seed))
     normalise = info["preprocessing"].get("normalise")
-    encoders = {"pretrained": pretrained, "random_init": random_init_like(info, seed)}
+    twin, baseline = random_twin(encoder_path, info, fallback_seed=seed)  # same init and batch-norm records as pretrained
+    encoders = {"pretrained": pretrained, "random_init": twin}
     scored = {name: score_encoder(name, model, store, sample, cfg, normalise, seed) for name, model in encoders.items()}
     gain = evaluate.paired_bootstrap(sample.y[sample.eval_rows], scored["pretrained"].scores,
                                      scored["random_init"].scores, "auroc", n_boot=cfg.n_boot, seed=seed)
@@ -358,6 +360,7 @@ def run_latent(cfg: LatentConfig, store_dir: str | Path, encoder_path: str | Pat
         "site_chance_accuracy": 1.0 / n_sites if n_sites else float("nan"),
         "n_probe": int(len(sample.probe_rows)), "n_eval": int(len(sample.eval_rows)),
         "n_drawn": int(len(sample.draw_rows)), "n_labels": len(sample.labels), "task": cfg.task, "k": cfg.k,
+        "baseline_init": baseline,
         "embed_dim": scored["random_init"].embed_dim,
     })
     probe = pd.concat([s.probe for s in scored.values()], ignore_index=True)

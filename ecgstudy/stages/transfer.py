@@ -12,11 +12,17 @@ foundation_probe  pretrained encoder frozen, logistic head on its pooled feature
 scratch           the same architecture from random initialisation, trained end to end
 ================  ==========================================================================
 
-There is no validation split in sets this small, so every run trains for a fixed number of steps (no
-model selection at all, so nothing can peek at the test part). The test part is scored with AUROC; the
-stage reports the mean over repeats and saves every run's test probabilities (``models/transfer/scores.npz``);
-the evaluate stage adds the 95% bootstrap interval over test records (each resample scores every repeat)
-and the paired difference foundation - scratch on the same resamples.
+Repeat k draws its training set and trains with the seed ``[seed, condition, k]``, the same for every
+strategy (strategies pair by repeat). At ``n = all`` every repeat holds the whole pool: those repeats differ
+by seed only (column ``draws_differ``). There is no validation split in sets this small, so the full
+fine-tunes (foundation and scratch alike) train for a fixed number of steps with no search and no model
+selection, and the probe's weight decay is chosen from ``weight_decay_grid`` by cross-validation over the
+patients of repeat 0's training set (:func:`ecgstudy.engine.tuning.cv_probe_weight_decay`), then reused by
+the other repeats: nothing can peek at the test part. ``scratch`` starts from the encoder's random-init
+twin (its pretraining run's initial weights, batch norm re-estimated on the same records). The test part is
+scored with AUROC; the stage reports the mean and spread over repeats and saves every run's test
+probabilities (``models/transfer/scores.npz``, keys ``("n<cases>", strategy, "r<k>")``); the evaluate stage
+adds the intervals and the paired difference foundation - scratch.
 
 With a real dataset the rare store is drawn from the main store by the curate stage
 (:mod:`ecgstudy.data.rare_sets`), so the encoder may have been pretrained on some of the sets' signals (and,
@@ -27,6 +33,7 @@ configured there is no rare store; ``require_store=False`` then returns an expli
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -42,9 +49,10 @@ from ecgstudy.engine import evaluate
 from ecgstudy.engine.probes import embed_dataset, fresh_encoder, pos_weights, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.train import TrainConfig, predict, resolve_device
+from ecgstudy.engine.tuning import cv_probe_weight_decay
 from ecgstudy.paths import resolve
 from ecgstudy.stages import artifacts
-from ecgstudy.stages.common import open_store_and_model
+from ecgstudy.stages.common import label_overlap, open_store_and_model, pretraining_data, random_twin
 from ecgstudy.stages.outputs import stage_outputs, timing_rows, without_timings
 
 log = logging.getLogger(__name__)
@@ -53,8 +61,9 @@ STRATEGIES = ("foundation", "foundation_probe", "scratch")
 SET_COLUMN = "case_control_set"
 #: Columns of the result tables (also of the empty tables written when there is no set).
 COLUMNS = {
-    "results": ["condition", "n_cases", "strategy", "auroc", "auroc_sd_repeats", "repeats", "n_test"],
-    "runs": ["condition", "n_cases", "n_train", "strategy", "repeat", "auroc", "seconds"],
+    "results": ["condition", "n_cases", "strategy", "auroc", "auroc_sd_repeats", "repeats", "draws_differ", "weight_decay",
+                "n_test"],
+    "runs": ["condition", "n_cases", "n_train", "strategy", "repeat", "auroc", "weight_decay", "seconds"],
     "sets": ["condition", "pool_cases", "pool_controls", "test_cases", "test_controls"],
 }
 
@@ -68,7 +77,7 @@ class TransferConfig:
     conditions: list[str] = field(default_factory=list)  # rare conditions to run (empty = every set in the store)
     n_train_cases: list[int | Literal["all"]] = field(default_factory=lambda: [10, 20, "all"])  # cases per training set
     test_frac: float = 0.3  # share of each set's patients held out for testing (stratified case/control)
-    repeats: int = 3  # training sets drawn (and models trained) per size, each with its own seed
+    repeats: int = 3  # training sets drawn (and models trained) per size, each with its own seed; at n = all the sets are the same and repeats differ by seed only
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))  # foundation (fine-tuned pretrained encoder), foundation_probe (frozen, logistic head), scratch (same net, random init)
     crop_s: float = 4.0  # random training crops (s), also an augmentation; testing uses whole 10 s records
     optim: TrainConfig = field(
@@ -79,6 +88,8 @@ class TransferConfig:
             epochs=1, min_steps=200, batch_size=64, lr=1e-2, warmup_frac=0.0, bf16=False, progress=False
         )
     )  # logistic head on cached features
+    weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 1.0, 10.0])  # probe weight decays searched by inner patient cross-validation on repeat 0's training set (no validation split); 3 values x cv_folds fits per condition and size
+    cv_folds: int = 3  # patient folds of that cross-validation
     dropout: float = 0.1  # dropout before the head when fine-tuning
     num_threads: int = 0  # torch CPU threads (0 = torch default)
 
@@ -90,6 +101,8 @@ class TransferConfig:
             raise ValueError(f"n_train_cases {self.n_train_cases}: positive integers or 'all'")
         if not 0 < self.test_frac < 1 or self.repeats < 1 or self.crop_s <= 0:
             raise ValueError("test_frac must be in (0, 1), repeats >= 1, crop_s > 0")
+        if not self.weight_decay_grid or any(w < 0 for w in self.weight_decay_grid) or self.cv_folds < 2:
+            raise ValueError(f"weight_decay_grid {self.weight_decay_grid} must list values >= 0 and cv_folds be >= 2")
 
 
 @dataclass
@@ -170,14 +183,7 @@ def pretraining_overlap(conditions: list[str], encoder_info: dict[str, Any], lab
     A supervised pretraining objective stores its label names in the checkpoint's
     ``extra["pretraining_labels"]``; a self-supervised one stores none (empty result).
     """
-    seen = set(encoder_info.get("extra", {}).get("pretraining_labels") or [])
-    out = {}
-    for cond in conditions:
-        info = label_info.get(cond, {})
-        related = {cond, info.get("diagnostic_subclass") or "", info.get("diagnostic_class") or ""} - {""}
-        if related & seen:
-            out[cond] = sorted(related & seen)
-    return out
+    return label_overlap(conditions, pretraining_data(encoder_info)["labels"], label_info)
 
 
 @dataclass
@@ -206,19 +212,22 @@ def _split_condition(store: Store, cond: str, k: int, patients: np.ndarray, cfg:
 
 
 def _fit_one(cfg: TransferConfig, store: Store, cond: _Condition, strategy: str, train_rows: np.ndarray, n_cases: int,
-             run_seed: int, pretrained, info: dict, probe_features, crop: int, device) -> np.ndarray:
-    """Train ``strategy`` on ``train_rows`` and return its test-part probabilities (N_test, 1)."""
+             run_seed: int, encoders: dict, info: dict, probe_features, crop: int, device,
+             weight_decay: float | None = None) -> np.ndarray:
+    """Train ``strategy`` on ``train_rows`` and return its test-part probabilities (N_test, 1).
+
+    ``encoders``: ``{"pretrained": ..., "twin": ...}``; ``weight_decay``: the probe's (None: the preset's)."""
     y_train = cond.is_case[train_rows].astype(np.float32)[:, None]
     weight = pos_weights(y_train)
     if strategy == "foundation_probe":
         z, position = probe_features
-        model, _ = train_probe(pretrained, z[[position[r] for r in train_rows]], y_train, None, None, cfg.probe,
+        probe = cfg.probe if weight_decay is None else dataclasses.replace(cfg.probe, weight_decay=weight_decay)
+        model, _ = train_probe(encoders["pretrained"], z[[position[r] for r in train_rows]], y_train, None, None, probe,
                                seed=run_seed, pos_weight=weight)
         with torch.no_grad():
             return torch.sigmoid(model.head(torch.as_tensor(z[[position[r] for r in cond.test]]))).numpy()
     encoder = fresh_encoder(info["spec"], run_seed)
-    if strategy == "foundation":
-        encoder.load_state_dict(pretrained.state_dict())
+    encoder.load_state_dict(encoders["pretrained" if strategy == "foundation" else "twin"].state_dict())
     train_set = ECGDataset(store, train_rows, labels=[cond.name], crop=crop, random_crop=True, seed=run_seed)
     model, _ = train_full(encoder, train_set, None, 1, cfg.optim, seed=run_seed, dropout=cfg.dropout,
                           pos_weight=weight, desc=f"{cond.name} {strategy} n={n_cases}")
@@ -227,33 +236,46 @@ def _fit_one(cfg: TransferConfig, store: Store, cond: _Condition, strategy: str,
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients: np.ndarray, pretrained, info: dict,
+def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients: np.ndarray, encoders: dict, info: dict,
                    scores: ScoreFile, seed: int, crop: int, device) -> tuple[list[dict], list[dict]]:
-    """Every size x repeat x strategy of one condition: (run rows, result rows); scores join ``scores``."""
+    """Every size x repeat x strategy of one condition: (run rows, result rows); scores join ``scores`` and
+    the probe's weight-decay search of each size joins ``scores.meta["tuning"]``."""
     y_test = cond.is_case[cond.test].astype(np.int8)[:, None]
     scores.add_group(cond.name, y_test, patients[cond.test], [cond.name])
     probe_features = None
     if "foundation_probe" in cfg.strategies:
-        z = embed_dataset(pretrained, ECGDataset(store, cond.rows, labels=[cond.name]), bf16=cfg.optim.bf16, device=device)
+        z = embed_dataset(encoders["pretrained"], ECGDataset(store, cond.rows, labels=[cond.name]), bf16=cfg.optim.bf16,
+                          device=device)
         probe_features = (z, {r: i for i, r in enumerate(cond.rows)})
     n_pool_cases = len(np.unique(patients[cond.pool][cond.is_case[cond.pool]]))
-    runs, by_model = [], {}
+    runs, by_model, draws, decays = [], {}, {}, {}
     for n_cases in _sizes(cfg.n_train_cases, n_pool_cases):
         for repeat in range(cfg.repeats):
             run_seed = int(np.random.default_rng([seed, cond.index, repeat]).integers(2**31))
             train_rows = draw_training_set(cond.is_case, patients, cond.pool, n_cases,
                                            np.random.default_rng([seed, cond.index, repeat]))
+            draws.setdefault(n_cases, set()).add(tuple(train_rows.tolist()))
+            if repeat == 0 and probe_features is not None:
+                z, position = probe_features
+                y_train = cond.is_case[train_rows].astype(np.float32)[:, None]
+                search = cv_probe_weight_decay(z[[position[r] for r in train_rows]], y_train, patients[train_rows], cfg.probe,
+                                               list(cfg.weight_decay_grid), seed=run_seed, folds=cfg.cv_folds,
+                                               pos_weight=pos_weights(y_train))
+                decays[n_cases] = search.chosen
+                scores.meta["tuning"][f"{cond.name}/n{n_cases}/foundation_probe"] = search.record()
             for strategy in cfg.strategies:
                 start = time.perf_counter()
-                p = _fit_one(cfg, store, cond, strategy, train_rows, n_cases, run_seed, pretrained, info,
-                             probe_features, crop, device)
+                wd = decays.get(n_cases) if strategy == "foundation_probe" else None
+                p = _fit_one(cfg, store, cond, strategy, train_rows, n_cases, run_seed, encoders, info,
+                             probe_features, crop, device, weight_decay=wd)
                 scores.add((f"n{n_cases}", strategy, f"r{repeat}"), cond.name, p)
                 by_model.setdefault((n_cases, strategy), []).append(evaluate.macro(y_test, p))
                 runs.append({"condition": cond.name, "n_cases": n_cases, "n_train": len(train_rows), "strategy": strategy,
                              "repeat": repeat, "auroc": by_model[(n_cases, strategy)][-1],
-                             "seconds": time.perf_counter() - start})
+                             "weight_decay": wd if wd is not None else np.nan, "seconds": time.perf_counter() - start})
     results = [{"condition": cond.name, "n_cases": n, "strategy": s, "auroc": float(np.mean(a)),
-                "auroc_sd_repeats": float(np.std(a)), "repeats": len(a), "n_test": len(cond.test)}
+                "auroc_sd_repeats": float(np.std(a)), "repeats": len(a), "draws_differ": len(draws[n]) > 1,
+                "weight_decay": decays.get(n, np.nan) if s == "foundation_probe" else np.nan, "n_test": len(cond.test)}
                for (n, s), a in by_model.items()]
     return runs, results
 
@@ -295,29 +317,39 @@ def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Pa
     patients = store.records["patient_id"].astype(str).to_numpy()
     crop = min(int(round(cfg.crop_s * store.fs)), store.n_samples)
     device = resolve_device(cfg.optim.device)
-    scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}})
+    twin, twin_how = random_twin(encoder_path, info)
+    encoders = {"pretrained": pretrained, "twin": twin}
+    scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}, "repeats": cfg.repeats,
+                             "repeat_design": _REPEAT_DESIGN, "baseline_init": twin_how, "tuning": {},
+                             "full_finetune_search": "none: a fixed step budget for foundation and scratch alike"})
     run_rows, set_rows, result_rows = [], [], []
     for k, name in enumerate(conditions):
         cond = _split_condition(store, name, k, patients, cfg, seed, store_dir)
         y_pool, y_test = cond.is_case[cond.pool], cond.is_case[cond.test]
         set_rows.append({"condition": name, "pool_cases": int(y_pool.sum()), "pool_controls": int((~y_pool).sum()),
                          "test_cases": int(y_test.sum()), "test_controls": int((~y_test).sum())})
-        runs, results = _run_condition(cfg, store, cond, patients, pretrained, info, scores, seed, crop, device)
+        runs, results = _run_condition(cfg, store, cond, patients, encoders, info, scores, seed, crop, device)
         run_rows += runs
         result_rows += results
     results = pd.DataFrame(result_rows, columns=COLUMNS["results"])
-    metrics = _headline(results)
+    metrics = {**_headline(results), "repeats": cfg.repeats, "repeat_design": _REPEAT_DESIGN, "baseline_init": twin_how}
     if overlap:
         metrics["pretraining_labels_overlap"] = dict(scores.meta["overlap"])
     return TransferResult(results=results, runs=pd.DataFrame(run_rows, columns=COLUMNS["runs"]),
                           sets=pd.DataFrame(set_rows, columns=COLUMNS["sets"]), metrics=metrics, scores=scores)
 
 
+_REPEAT_DESIGN = ("repeat k: training set draw and seed from [seed, condition, k], shared by every strategy (arms pair by "
+                  "repeat); at n = all every repeat holds the whole pool and differs by seed only")
+
+
 def _headline(results: pd.DataFrame) -> dict[str, Any]:
-    """{condition: {"<strategy>_n<cases>": {auroc: mean test AUROC over repeats}}}."""
+    """{condition: {"<strategy>_n<cases>": {auroc: mean test AUROC over repeats, its sd, repeats, draws_differ}}}."""
     metrics: dict[str, Any] = {}
     for row in results.itertuples():
-        metrics.setdefault(row.condition, {})[f"{row.strategy}_n{row.n_cases}"] = {"auroc": row.auroc}
+        metrics.setdefault(row.condition, {})[f"{row.strategy}_n{row.n_cases}"] = {
+            "auroc": row.auroc, "auroc_sd_repeats": row.auroc_sd_repeats, "repeats": row.repeats,
+            "draws_differ": bool(row.draws_differ)}
     return metrics
 
 

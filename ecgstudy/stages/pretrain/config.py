@@ -25,12 +25,13 @@ class PretrainRun:
     objective: str = "cmsc"  # pretraining objective (ecgstudy.objectives.base.OBJECTIVES)
     arch: str = "net1d"  # encoder architecture (ecgstudy.models.ENCODERS)
     preset: str = "tiny"  # encoder size preset of that architecture
-    epochs: int = 0  # passes over the pretraining records; 0 = optim.epochs
+    epochs: int = 0  # passes over the pretraining records; 0 = optim.epochs (must stay 0 when pretrain.steps fixes compute)
     lr: float = 0.0  # peak learning rate; 0 = optim.lr
 
     def validate(self) -> None:
-        if not self.name or "/" in self.name or self.name == "encoder":
-            raise ValueError(f"run name {self.name!r} must be a non-empty file stem other than 'encoder'")
+        if not self.name or "/" in self.name or self.name == "encoder" or self.name.endswith(".random_init"):
+            raise ValueError(f"run name {self.name!r} must be a non-empty file stem other than 'encoder', not ending "
+                             "in '.random_init' (the random-init twins' names)")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective {self.objective!r} unknown; objectives: {sorted(OBJECTIVES)}")
         if self.arch not in ENCODERS:
@@ -61,15 +62,22 @@ class ProbeConfig:
     min_positives: int = 10  # labels with at least this many train positives
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            epochs=100, min_steps=300, batch_size=256, lr=0.01, warmup_frac=0.0, bf16=False, progress=False
+            epochs=40, min_steps=300, batch_size=256, lr=0.01, warmup_frac=0.0, bf16=False, progress=False
         )
-    )  # the head trains on train-split features for a fixed budget; scored on validation, never test
+    )  # the head trains on train-split features for a fixed budget (~320 steps on ~2,000 records); scored on validation, never test
+    repeats: int = 3  # probe repeats per encoder and twin (seed k = seed + k; same training records: they differ by seed only)
+    weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])  # probe weight decay searched for every encoder and twin alike, by inner CV on the training records (validation is the reported split)
+    cv_folds: int = 3  # patient folds of that inner cross-validation
 
     def validate(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"probe task {self.task!r} unknown; tasks: {list(TASKS)}")
         if self.min_positives < 1:
             raise ValueError("min_positives must be >= 1")
+        if self.repeats < 1 or self.cv_folds < 2:
+            raise ValueError(f"repeats must be >= 1 and cv_folds >= 2, got {self.repeats} and {self.cv_folds}")
+        if not self.weight_decay_grid or any(w < 0 for w in self.weight_decay_grid):
+            raise ValueError(f"weight_decay_grid {self.weight_decay_grid} must list values >= 0")
 
 
 @dataclass(frozen=True)
@@ -79,17 +87,18 @@ class PretrainConfig:
     store: str = "main"  # store folder under data.curated
     runs: list[PretrainRun] = field(
         default_factory=lambda: [
-            PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny", epochs=30),
-            PretrainRun(name="supervised", objective="supervised", arch="net1d", preset="tiny", epochs=20),
-            PretrainRun(name="mae", objective="mae", arch="net1d", preset="tiny", epochs=30),
-            PretrainRun(name="w2v", objective="w2v", arch="wav2vec2", preset="tiny", epochs=15),
-            PretrainRun(name="hybrid", objective="hybrid", arch="wav2vec2", preset="tiny", epochs=10),
+            PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny"),
+            PretrainRun(name="supervised", objective="supervised", arch="net1d", preset="tiny"),
+            PretrainRun(name="mae", objective="mae", arch="net1d", preset="tiny"),
+            PretrainRun(name="w2v", objective="w2v", arch="wav2vec2", preset="tiny"),
+            PretrainRun(name="hybrid", objective="hybrid", arch="wav2vec2", preset="tiny"),
         ]
-    )  # objectives x encoders compared; epochs sized so the stage takes ~10 min on 2 cores (hybrid ~20 s/epoch)
+    )  # objectives x encoders compared at matched compute (pretrain.steps each); objective and encoder are confounded across the two architectures (comparison column same_encoder)
     keep: str = "cmsc"  # run whose encoder becomes models/pretrain/encoder.pt (used downstream); chosen before results
     objectives: ObjectiveOptions = field(default_factory=ObjectiveOptions)  # per-objective options
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # augmentations + RLM shared by the objectives
-    splits: list[str] = field(default_factory=lambda: ["train"])  # records pretrained on (never test)
+    splits: list[str] = field(default_factory=lambda: ["train"])  # records pretrained on: train only (val selects models and scores the probe comparison; test and external are evaluated)
+    steps: int = 240  # optimiser steps of EVERY run (matched compute: steps x optim.batch_size samples seen by each objective); ~11 min for the five default runs on 2 cores; 0 = epochs decide
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=30, batch_size=128, lr=2e-3, warmup_frac=0.05, patience=0)
     )  # shared by the runs (a run may override epochs and lr)
@@ -102,12 +111,20 @@ class PretrainConfig:
         bad = [s for s in self.splits if s not in SPLITS]
         if bad or not self.splits:
             raise ValueError(f"splits {self.splits} must be a non-empty subset of {list(SPLITS)}")
-        leaked = [s for s in self.splits if s in ("test", "external")]
+        leaked = [s for s in self.splits if s in ("val", "test", "external")]
         if leaked:
-            raise ValueError(f"pretraining on split(s) {leaked} would leak them into every downstream evaluation; "
-                             "pretrain on train (and val) only")
+            raise ValueError(f"pretraining on split(s) {leaked} would leak them into downstream model selection "
+                             "(val: best epochs, tuning, the probe comparison) or evaluation (test, external); "
+                             "pretrain on train only")
         if not self.runs:
             raise ValueError("runs must list at least one pretraining run")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.steps:
+            own = [r.name for r in self.runs if r.epochs]
+            if own:
+                raise ValueError(f"run(s) {own} set epochs, but pretrain.steps = {self.steps} gives every run the same "
+                                 "optimiser steps (matched compute); drop their epochs or set steps: 0")
         names = [r.name for r in self.runs]
         dups = sorted({n for n in names if names.count(n) > 1})
         if dups:

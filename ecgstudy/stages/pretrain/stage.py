@@ -30,6 +30,7 @@ from ecgstudy.plots import training as training_plots
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.outputs import stage_outputs
 from ecgstudy.engine.probes import pos_weights
+from ecgstudy.engine.tuning import stopped_at_last_epoch
 from ecgstudy.models import build_encoder, count_parameters
 from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
 from ecgstudy.objectives import OBJECTIVES, ObjectiveContext, build_objective
@@ -147,7 +148,8 @@ def pretrain_run(
     )
     objective = build_objective(run.objective, options, encoder, context)
     model = torch.nn.ModuleDict({"encoder": encoder, "objective": objective})
-    optim = dataclasses.replace(cfg.optim, epochs=run.epochs or cfg.optim.epochs, lr=run.lr or cfg.optim.lr)
+    optim = dataclasses.replace(cfg.optim, epochs=run.epochs or cfg.optim.epochs, lr=run.lr or cfg.optim.lr,
+                                max_steps=cfg.steps or cfg.optim.max_steps)
     device = resolve_device(optim.device)
     generator = torch.Generator().manual_seed(seed + 1)
 
@@ -178,40 +180,58 @@ def pretrain_run(
                      "n_records": int(len(rows))},
     )
     encoder = model["encoder"]
-    if cfg.recalibrate_bn:  # statistics of augmented, masked segments -> of whole records
-        recalibrate_batchnorm(
-            encoder, lambda b: encoder.embed(b["x"], b["lead_mask"].bool()), train_set,
-            batch_size=optim.batch_size, device=device, bf16=optim.bf16,
-        )
+    twin = _random_twin(run, store, seed)  # the run's own starting weights (same seed, same builder)
+    if cfg.recalibrate_bn:  # statistics of augmented, masked segments -> of whole records; the twin likewise
+        for module in (encoder, twin):
+            recalibrate_batchnorm(
+                module, lambda b, m=module: m.embed(b["x"], b["lead_mask"].bool()), train_set,
+                batch_size=optim.batch_size, device=device, bf16=optim.bf16,
+            )
     seconds = time.perf_counter() - start
-    encoder = encoder.cpu().eval()
+    encoder, twin = encoder.cpu().eval(), twin.cpu().eval()
     checkpoint = Path(models_dir) / f"{run.name}.pt"
     if distributed.info().is_main:
-        save_checkpoint(
-            checkpoint,
-            encoder,
-            config={"run": dataclasses.asdict(run), "options": dataclasses.asdict(options),
-                    "augment": dataclasses.asdict(cfg.augment), "optim": dataclasses.asdict(optim),
-                    "splits": list(cfg.splits), "seed": seed, "objective": run.objective},
-            preprocessing=preprocessing_spec(store.meta),
-            labels=[],
-            extra={"best_epoch": result.best_epoch, "best_val_loss": result.best_score, "n_train": int(len(rows)),
-                   "pretraining_labels": label_names},
-        )
-    metrics = _run_metrics(run, encoder, rows, result)
+        provenance = {
+            "config": {"run": dataclasses.asdict(run), "options": dataclasses.asdict(options),
+                       "augment": dataclasses.asdict(cfg.augment), "optim": dataclasses.asdict(optim),
+                       "splits": list(cfg.splits), "seed": seed, "objective": run.objective},
+            "preprocessing": preprocessing_spec(store.meta),
+            "labels": [],
+        }
+        data = {"store": Path(store.path).name, "source": store.meta.get("source"), "splits": list(cfg.splits),
+                "labels": label_names, "record_ids": store.records["record_id"].astype(str).to_numpy()[rows].tolist()}
+        save_checkpoint(checkpoint, encoder, **provenance, extra={
+            "best_epoch": result.best_epoch, "best_val_loss": result.best_score, "n_train": int(len(rows)),
+            "pretraining_labels": label_names, "pretraining_data": data})
+        save_checkpoint(artifacts.twin_path(models_dir, run.name), twin, **provenance, extra={
+            "random_init_of": run.name, "n_train": int(len(rows)), "pretraining_labels": [],
+            "pretraining_data": {**data, "labels": [], "record_ids": []},
+            "batchnorm_recalibrated_on": int(len(rows)) if cfg.recalibrate_bn else 0})
+    metrics = _run_metrics(run, encoder, rows, result, optim)
     timings = {"seconds": seconds, "train_samples_per_s": float(result.history["samples_per_s"].mean())}
     return RunResult(name=run.name, history=result.history, checkpoint=checkpoint, metrics=metrics, timings=timings)
 
 
-def _run_metrics(run: PretrainRun, encoder, rows: np.ndarray, result) -> dict[str, Any]:
-    """Objective, encoder, size, training facts and (where logged) the best epoch's top-1 of one run."""
+def _random_twin(run: PretrainRun, store: Store, seed: int) -> torch.nn.Module:
+    """The run's starting encoder, rebuilt: the same builder and seed as :func:`pretrain_run` (global RNG kept)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_encoder(run.arch, run.preset, n_leads=len(store.leads))
+
+
+def _run_metrics(run: PretrainRun, encoder, rows: np.ndarray, result, optim) -> dict[str, Any]:
+    """Objective, encoder, size, compute, training facts and (where logged) the best epoch's top-1 of one run."""
     history = result.history
+    steps = int(history["step"].iloc[-1]) if len(history) else 0
     metrics: dict[str, Any] = {
         "objective": run.objective,
         "encoder": f"{run.arch}-{run.preset}",
         "n_params": count_parameters(encoder),
         "n_train_records": int(len(rows)),
+        "optimizer_steps": steps,
+        "samples_seen": steps * optim.batch_size * optim.grad_accum * distributed.info().world_size,
         "epochs_run": int(len(history)),
+        "stopped_at_last_epoch": bool(stopped_at_last_epoch(result)),
         "best_epoch": int(result.best_epoch),
         "best_val_loss": result.best_score,
         "final_train_loss": float(history["train_loss"].iloc[-1]),
