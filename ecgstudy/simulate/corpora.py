@@ -47,13 +47,24 @@ class CorpusConfig:
     sites: tuple[SiteConfig, ...] = field(default_factory=lambda: (SiteConfig(),))  # hospitals/devices (>= 1)
     max_records_per_patient: int = 5  # cap on follow-up records of one patient
 
-    def validate(self, size: CorpusSize) -> None:
-        """Check the corpus with its size; raises ValueError naming the corpus and the problem."""
+    def validate(self) -> None:
+        """Check the corpus itself; raises ValueError naming the corpus and the problem."""
         where = f"corpus {self.name!r}"
         if not self.name or "/" in self.name or self.name == "rare":
             raise ValueError(f"{where}: the name must be a folder name other than 'rare'")
         if not self.sites:
             raise ValueError(f"{where}: at least one site is needed")
+        names = [s.name for s in self.sites]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{where}: site names must be unique, got {names}")
+        if self.max_records_per_patient < 1:
+            raise ValueError(f"{where}: max_records_per_patient must be >= 1")
+        for site in self.sites:
+            site.validate()
+
+    def check_size(self, size: CorpusSize) -> None:
+        """The corpus can have ``size``; raises ValueError naming the corpus and what cannot be met."""
+        where = f"corpus {self.name!r} (study.corpus_sizes.{self.name})"
         if size.patients < 1 or size.records < size.patients:
             raise ValueError(f"{where}: need 1 <= patients <= records, got {size.patients} and {size.records}")
         if size.records > size.patients * self.max_records_per_patient:
@@ -61,11 +72,6 @@ class CorpusConfig:
                 f"{where}: {size.records} records cannot be met by {size.patients} patients with at most "
                 f"max_records_per_patient = {self.max_records_per_patient} records each"
             )
-        names = [s.name for s in self.sites]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{where}: site names must be unique, got {names}")
-        for site in self.sites:
-            site.validate()
 
 
 def check_world(corpora: Sequence[CorpusConfig], sizes: dict[str, CorpusSize]) -> None:
@@ -90,7 +96,8 @@ def check_world(corpora: Sequence[CorpusConfig], sizes: dict[str, CorpusSize]) -
     if dup:
         raise ValueError(f"site names must be unique across corpora (a hospital belongs to one corpus); repeated: {dup}")
     for corpus in corpora:
-        corpus.validate(sizes[corpus.name])
+        corpus.validate()
+        corpus.check_size(sizes[corpus.name])
 
 
 def corpus_of_role(corpora: Sequence[CorpusConfig], role: str) -> CorpusConfig:

@@ -57,6 +57,7 @@ class ObjectiveOptions:
 class ProbeConfig:
     """The comparison: a linear probe on each frozen encoder's embeddings vs the same architecture at random init."""
 
+    store: str = "main"  # downstream store probed: heads train on its train split, scored on its val split
     task: str = "all"  # label task probed (ecgstudy.data.labels.TASKS)
     min_positives: int = 10  # labels with at least this many train positives
     optim: TrainConfig = field(
@@ -76,16 +77,16 @@ class ProbeConfig:
 class PretrainConfig:
     """params.yaml ``pretrain`` section."""
 
-    store: str = "main"  # store folder under data.curated
+    store: str = "foundation"  # store folder under data.curated: the foundation corpus only (refused otherwise)
     runs: list[PretrainRun] = field(
         default_factory=lambda: [
-            PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny", epochs=30),
-            PretrainRun(name="supervised", objective="supervised", arch="net1d", preset="tiny", epochs=20),
-            PretrainRun(name="mae", objective="mae", arch="net1d", preset="tiny", epochs=30),
-            PretrainRun(name="w2v", objective="w2v", arch="wav2vec2", preset="tiny", epochs=15),
-            PretrainRun(name="hybrid", objective="hybrid", arch="wav2vec2", preset="tiny", epochs=10),
+            PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny", epochs=8),
+            PretrainRun(name="supervised", objective="supervised", arch="net1d", preset="tiny", epochs=6),
+            PretrainRun(name="mae", objective="mae", arch="net1d", preset="tiny", epochs=8),
+            PretrainRun(name="w2v", objective="w2v", arch="wav2vec2", preset="tiny", epochs=4),
+            PretrainRun(name="hybrid", objective="hybrid", arch="wav2vec2", preset="tiny", epochs=3),
         ]
-    )  # objectives x encoders compared; epochs sized so the stage takes ~10 min on 2 cores (hybrid ~20 s/epoch)
+    )  # objectives x encoders compared; epochs scaled to the ~7,200 foundation train records so each run sees about as many records as the earlier 10-min stage did
     keep: str = "cmsc"  # run whose encoder becomes models/pretrain/encoder.pt (used downstream); chosen before results
     objectives: ObjectiveOptions = field(default_factory=ObjectiveOptions)  # per-objective options
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # augmentations + RLM shared by the objectives
