@@ -180,3 +180,12 @@ def default_corpora() -> tuple[CorpusConfig, ...]:
         ),
     )
     return foundation, downstream, external
+
+
+def scaled_sizes(sizes: dict[str, CorpusSize], factor: float) -> dict[str, CorpusSize]:
+    """Every corpus's size times ``factor`` (at least one patient and one record each), ratios kept."""
+    out = {}
+    for name, size in sizes.items():
+        patients = max(1, round(size.patients * factor))
+        out[name] = CorpusSize(patients=patients, records=max(patients, round(size.records * factor)))
+    return out
