@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 STORE_VERSION = 1
 #: Store roles (meta.json ``role``): only a ``foundation`` store may be pretrained on.
 ROLES: tuple[str, ...] = ("foundation", "downstream")
+#: ``fitted_on`` of the normalisation statistics a store fits on its own train split.
+SELF = "this store"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def _write_tables(
         "labels": vocab.codes,
         "label_info": vocab.label_info(),
         "role": role,
-        "preprocessing": {**cfg.preprocessing(), "stats": fit_store_stats(tmp, "train", name=_store_name(tmp))},
+        "preprocessing": {**cfg.preprocessing(), "stats": fit_store_stats(tmp, "train", name=SELF)},
         "qc": dataclasses.asdict(cfg.qc),
         "splits": {
             "external_sites": list(cfg.external_sites),
@@ -273,11 +275,6 @@ def _write_tables(
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return summary
-
-
-def _store_name(tmp: Path) -> str:
-    """The store's name from its temporary folder (``.main.partial-123`` -> ``main``)."""
-    return tmp.name.removeprefix(".").rsplit(".partial-", 1)[0]
 
 
 def summary_table(summary: dict[str, Any]) -> pd.DataFrame:

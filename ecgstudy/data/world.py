@@ -71,6 +71,11 @@ def curate_world(
         by_role.setdefault(corpus["role"], []).append(corpus["name"])
     if len(by_role.get("foundation", [])) != 1 or len(by_role.get("downstream", [])) != 1:
         raise ValueError(f"{raw_dir / WORLD_FILE}: needs one foundation and one downstream corpus, has {by_role}")
+    roots = {FOUNDATION: [raw_dir / by_role["foundation"][0]],
+             MAIN: [raw_dir / name for name in by_role["downstream"] + by_role.get("external", [])]}
+    if (raw_dir / RARE).is_dir():
+        roots[RARE] = [raw_dir / RARE]
+    check_disjoint_catalogs({name: (source, folders) for name, folders in roots.items()})  # before any signal work
     summaries = {
         FOUNDATION: curate(source, raw_dir / by_role["foundation"][0], out_dir / FOUNDATION, foundation_config(cfg),
                            seed, role="foundation", progress=progress),
@@ -85,6 +90,25 @@ def curate_world(
     check_disjoint_stores(stores)
     share_stats(out_dir / FOUNDATION, stores)
     return summaries
+
+
+def check_disjoint_catalogs(datasets: dict[str, tuple[str, Sequence[str | Path]]]) -> None:
+    """Fail before curation when a patient id is in two of ``datasets`` ({store: (reader, folders)}).
+
+    Reads only the catalogs (no signal). Patient ids of different readers are compared as strings.
+    """
+    from ecgstudy.data.sources import open_source
+
+    owner: dict[str, str] = {}
+    for name, (source, folders) in datasets.items():
+        patients = set()
+        for folder in folders:
+            patients |= set(open_source(source, folder).catalog()["patient_id"].astype(str))
+        shared = sorted(p for p in patients if p in owner)
+        if shared:
+            raise ValueError(f"patient(s) {shared[:10]} are in store {owner[shared[0]]!r} and in store {name!r}: "
+                             f"corpora must not share patients ({len(shared)} shared)")
+        owner.update({p: name for p in patients})
 
 
 def check_disjoint_stores(stores: Sequence[str | Path]) -> None:

@@ -93,18 +93,23 @@ def curate_source(cfg: SimpleNamespace, curated: Path, root: Path | None = None)
 
         raw = write_world(cfg.simulate, curated / "raw", seed=cfg.seed, overwrite=True)
         return world.curate_world(raw, curated, cfg.curate, seed=cfg.seed)
+    found = cfg.data.foundation
+    same_ids = found is not None and found.source == cfg.data.source  # other readers' ids are other id spaces
+    if same_ids:  # one dataset family split in two (e.g. two MIMIC folders): no patient may be in both
+        world.check_disjoint_catalogs({"foundation": (found.source, [resolve(found.root, root)]),
+                                       "main": (cfg.data.source, [resolve(cfg.data.root, root)])})
     summaries = {"main": curation.curate(cfg.data.source, resolve(cfg.data.root, root), curated / "main", cfg.curate,
                                          seed=cfg.seed)}
     summaries["rare"] = rare_sets.build_rare_store(curated / "main", curated / "rare", cfg.curate.rare_sets,
                                                    seed=cfg.seed)
     stores = [curated / "main"] + ([curated / "rare"] if (curated / "rare" / "meta.json").is_file() else [])
-    found = cfg.data.foundation
     if found is None:
         world.mark_no_foundation(curated / "foundation", "data.foundation is null")
         return summaries
     summaries["foundation"] = curation.curate(found.source, resolve(found.root, root), curated / "foundation",
                                               world.foundation_config(cfg.curate), seed=cfg.seed, role="foundation")
-    world.check_disjoint_stores([curated / "foundation", *stores])
+    if same_ids:
+        world.check_disjoint_stores([curated / "foundation", *stores])
     world.share_stats(curated / "foundation", [curated / "foundation", *stores])
     return summaries
 
