@@ -71,10 +71,13 @@ def main() -> None:
         tmp = Path(tmp)
         sim = config.from_dict(
             SimulateConfig,
-            {"n_records": args.records, "n_patients": int(args.records * 0.8), "rare": {"n_cases": 1, "n_controls": 1}},
+            {"sizes": {"foundation": {"patients": 1, "records": 1},
+                       "downstream": {"patients": int(args.records * 0.8), "records": args.records},
+                       "external": {"patients": 1, "records": 1}},
+             "rare": {"n_cases": 1, "n_controls": 1}},
             "simulate",
         )
-        root = write_cohort(sim, tmp / "raw", seed=1)
+        root = write_cohort(sim, tmp / "raw", seed=1) / "downstream"
         print(f"cohort: {args.records} records, PTB-XL layout, 12 leads x 10 s at 500 Hz (+100 Hz copy); {os.cpu_count()} cores")
         print(f"{'N':>6} {'method':<28} {'seconds':>8} {'records/s':>10} {'peak MB':>8}")
         for n in (args.records // 2, args.records):

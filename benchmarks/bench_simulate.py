@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ecgstudy.simulate import SimulateConfig, write_cohort
-from ecgstudy.simulate.cohort import plan_cohort, simulate_planned
+from ecgstudy.simulate.cohort import plan_world, simulate_planned
 
 
 def main() -> None:
@@ -29,12 +29,13 @@ def main() -> None:
     cfg = SimulateConfig()
     if args.workers is not None:
         cfg = dataclasses.replace(cfg, workers=args.workers)
-    n_total = cfg.n_records + len(cfg.rare.codes) * (cfg.rare.n_cases + cfg.rare.n_controls)
-    print(f"default cohort: {cfg.n_records} records of {cfg.n_patients} patients + {n_total - cfg.n_records} rare-set "
+    n_world = sum(s.records for s in cfg.sizes.values())
+    n_total = n_world + len(cfg.rare.codes) * (cfg.rare.n_cases + cfg.rare.n_controls)
+    print(f"default world: {n_world} records of {sum(s.patients for s in cfg.sizes.values())} patients + {n_total - n_world} rare-set "
           f"records; {os.cpu_count()} CPU cores, workers={cfg.workers}")
 
     start = time.perf_counter()
-    main_plans, _ = plan_cohort(cfg, args.seed)
+    main_plans = [p for part in plan_world(cfg, args.seed).values() for p in part]
     plan_s = time.perf_counter() - start
     plans = main_plans[: args.n_sim]
     start = time.perf_counter()

@@ -92,12 +92,17 @@ def loader_rate(store_dir: Path | None, crop: int, batch: int, n_batches: int) -
 
     tmp = None
     if store_dir is None or not (store_dir / "meta.json").is_file():
-        from ecgstudy.data.curation import CurateConfig, curate_cohort
+        from ecgstudy import config
+        from ecgstudy.data.curation import CurateConfig
+        from ecgstudy.data.world import curate_world
         from ecgstudy.simulate import SimulateConfig, write_cohort
 
         tmp = tempfile.TemporaryDirectory(prefix="bench_train_")
-        raw = write_cohort(SimulateConfig(n_patients=300, n_records=300), Path(tmp.name) / "raw", seed=0)
-        curate_cohort(raw, Path(tmp.name), CurateConfig(), seed=0, progress=False)
+        sizes = {"foundation": {"patients": 10, "records": 10}, "downstream": {"patients": 300, "records": 300},
+                 "external": {"patients": 10, "records": 10}}
+        sim = config.from_dict(SimulateConfig, {"sizes": sizes}, "simulate")
+        raw = write_cohort(sim, Path(tmp.name) / "raw", seed=0)
+        curate_world(raw, Path(tmp.name), CurateConfig(), seed=0, progress=False)
         store_dir = Path(tmp.name) / "main"
     store = Store(store_dir)
     rows = store.indices("train")

@@ -37,19 +37,24 @@ def _has_repo_params() -> bool:
 
 
 def _simulate(args) -> int:
-    from ecgstudy.simulate import write_cohort
+    from ecgstudy.simulate import write_world
+    from ecgstudy.simulate.corpora import scaled_sizes
 
     params = _params(args)
     values = dict(params.get("simulate", {}))
-    if args.n_records is not None:
-        values["n_records"] = args.n_records
-        values["n_patients"] = args.n_patients or max(1, round(args.n_records * 0.8))
-    elif args.n_patients is not None:
-        values["n_patients"] = args.n_patients
     cfg = config.from_dict(config.schema("simulate"), values, "simulate")
+    target = args.n_records or (round(args.n_patients * 1.25) if args.n_patients else None)
+    if target is not None:  # the downstream corpus gets the size asked for; the others keep their ratio to it
+        downstream = next(c.name for c in cfg.corpora if c.role == "downstream")
+        values["sizes"] = {k: config.to_dict(v) for k, v in
+                           scaled_sizes(cfg.sizes, target / cfg.sizes[downstream].records).items()}
+        if args.n_patients:
+            values["sizes"][downstream] = {"patients": args.n_patients, "records": max(args.n_patients, target)}
+        cfg = config.from_dict(config.schema("simulate"), values, "simulate")
     seed = args.seed if args.seed is not None else params.get("seed", 0)
-    out = write_cohort(cfg, args.out, seed=seed, overwrite=args.overwrite)
-    print(f"wrote {cfg.n_records} records of {cfg.n_patients} patients (+ rare sets) to {out} (seed {seed})")
+    out = write_world(cfg, args.out, seed=seed, overwrite=args.overwrite)
+    sizes = ", ".join(f"{name} {s.records} records / {s.patients} patients" for name, s in cfg.sizes.items())
+    print(f"wrote {sizes} (+ rare sets) to {out} (seed {seed})")
     return 0
 
 
@@ -189,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="write the simulated cohort in PTB-XL format")
     sim.add_argument("--out", type=Path, required=True, help="output folder (must be new or empty)")
-    sim.add_argument("--n-records", type=int, default=None, help="main-cohort records (default: params.yaml)")
-    sim.add_argument("--n-patients", type=int, default=None, help="patients (default: 80%% of records)")
+    sim.add_argument("--n-records", type=int, default=None, help="downstream-corpus records; the other corpora keep their ratio to it (default: params.yaml)")
+    sim.add_argument("--n-patients", type=int, default=None, help="downstream-corpus patients (default: the same ratio to records as params.yaml)")
     sim.add_argument("--seed", type=int, default=None, help="master seed (default: params.yaml seed)")
     sim.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     sim.add_argument("--params", type=Path, default=None, help="params file (default: the repository's)")

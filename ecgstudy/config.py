@@ -45,8 +45,7 @@ SCALARS: dict[str, type] = {"seed": int}
 #: ``dvc exp run -S study.label_fractions=[0.1,1.0]``; setting the section key too is an error).
 DESIGN: dict[str, str] = {
     "data_source": "data.source",
-    "cohort_patients": "simulate.n_patients",
-    "cohort_records": "simulate.n_records",
+    "corpus_sizes": "simulate.sizes",
     "pretraining_runs": "pretrain.runs",
     "kept_encoder": "pretrain.keep",
     "strategies": "finetune.strategies",
@@ -88,12 +87,29 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class FoundationSource:
+    """A real pretraining corpus (its own dataset, curated into store ``foundation``)."""
+
+    source: str = "code15"  # reader of the pretraining corpus (ptbxl | cinc | code15 | mimic | wfdb)
+    root: str = "data/raw/code15"  # its raw folder
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the raw data comes from and where the curated stores go."""
 
     source: str = "simulated"  # simulated | ptbxl | cinc | code15 | mimic | wfdb: reader used by the curate stage
     root: str = "data/raw/ptbxl"  # raw dataset folder (ignored for the simulated source)
-    curated: str = "data/curated"  # curate stage output: stores main/ and rare/ (+ raw/ when simulated)
+    curated: str = "data/curated"  # curate stage output: stores foundation/, main/, rare/ (+ raw/ when simulated)
+    foundation: FoundationSource | None = None  # real data: the pretraining corpus, e.g. {source: code15, root: data/raw/code15}; null = none (pretraining refused); the simulator writes its own
+
+    def validate(self) -> None:
+        if self.foundation is not None and self.source == "simulated":
+            raise ValueError("data.foundation is for real datasets; the simulated world has its own foundation "
+                             "corpus (simulate.corpora): set data.foundation: null")
+        if self.foundation is not None and (self.foundation.source, self.foundation.root) == (self.source, self.root):
+            raise ValueError(f"data.foundation is the downstream dataset itself ({self.source} at {self.root}): "
+                             "pretraining must read another corpus")
 
 
 def schema(section: str) -> type:

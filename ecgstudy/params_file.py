@@ -36,7 +36,7 @@ DEFAULT_SEED = 20261122
 #: Heading comment above each section.
 HEADINGS = {
     "data": "where the raw data comes from and where the curated stores go (all stages)",
-    "simulate": "the built-in simulated cohort (curate stage, when data.source is simulated); ranges: ecgstudy/simulate/SOURCES.md",
+    "simulate": "the built-in simulated world: corpora, their sites and devices (curate stage, when data.source is simulated); ranges: ecgstudy/simulate/SOURCES.md",
     "curate": "harmonisation, quality checks and splits (curate stage)",
     "pretrain": "pretraining objectives x encoders compared; the kept encoder feeds every later stage (pretrain stage)",
     "finetune": "multi-label diagnosis: pretrained vs scratch vs linear probes at several label fractions (finetune stage)",
@@ -101,6 +101,9 @@ def _emit_value(name: str, value: Any, note: str, indent: int, lines: list[str],
             _emit(item, indent + 2, sub, path)
             sub[0] = f"{pad}  - {sub[0].lstrip()}"
             lines.extend(sub)
+    elif isinstance(value, dict) and value and all(dataclasses.is_dataclass(v) for v in value.values()):
+        lines.append(f"{pad}{name}:{note}")  # a mapping of small dataclasses: one line per key
+        lines += [f"{pad}  {key}: {_scalar(config.to_dict(item))}" for key, item in value.items()]
     else:
         lines.append(f"{pad}{name}: {_scalar(config.to_dict(value))}{note}")
 

@@ -257,21 +257,24 @@ def ptbxl_store(tmp_path_factory, ptbxl_bad_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def simulated_cohort(tmp_path_factory) -> Path:
-    """A small simulated cohort (80 records + rare sets of 6 + 12) curated into ``<dir>/main`` and ``<dir>/rare``.
+    """A small simulated world (foundation 40, downstream 70 + external 10 records, rare sets of 6 + 12)
+    curated into ``<dir>/foundation``, ``<dir>/main`` (downstream + external) and ``<dir>/rare``.
 
-    Returns the folder holding ``raw/`` (PTB-XL format), ``main/`` and ``rare/`` (curated stores).
+    Returns the folder holding ``raw/`` (one PTB-XL-format folder per corpus) and the curated stores.
     """
     from ecgstudy import config
-    from ecgstudy.data.curation import CurateConfig, curate_cohort
-    from ecgstudy.simulate import SimulateConfig, write_cohort
+    from ecgstudy.data.curation import CurateConfig
+    from ecgstudy.data.world import curate_world
+    from ecgstudy.simulate import SimulateConfig, write_world
+    from _world import tiny_sizes
 
     root = tmp_path_factory.mktemp("simulated_cohort")
-    sim = config.from_dict(
-        SimulateConfig, {"n_patients": 70, "n_records": 80, "rare": {"n_cases": 6, "n_controls": 12}}, "simulate"
-    )
-    raw = write_cohort(sim, root / "raw", seed=7)
-    curate_cohort(raw, root, CurateConfig(n_workers=1), seed=7, progress=False)
+    sim = config.from_dict(SimulateConfig, {"sizes": tiny_sizes(40, 70, 10), "rare": {"n_cases": 6, "n_controls": 12}},
+                           "simulate")
+    raw = write_world(sim, root / "raw", seed=7)
+    curate_world(raw, root, CurateConfig(n_workers=1), seed=7, progress=False)
     return root
+
 
 
 @pytest.fixture(scope="module")

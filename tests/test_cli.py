@@ -9,10 +9,13 @@ from ecgstudy.data.store import Store
 def test_simulate_then_curate(tmp_path, capsys):
     raw = tmp_path / "raw"
     assert cli.main(["simulate", "--out", str(raw), "--n-records", "30", "--seed", "3"]) == 0
-    db = pd.read_csv(raw / "ptbxl_database.csv", index_col="ecg_id")
+    db = pd.read_csv(raw / "downstream" / "ptbxl_database.csv", index_col="ecg_id")
     assert len(db) == 30
+    foundation = pd.read_csv(raw / "foundation" / "ptbxl_database.csv", index_col="ecg_id")
+    assert len(foundation) == 80 and not set(foundation.patient_id) & set(db.patient_id)  # ratio 8000 : 3000 kept
     out = tmp_path / "store"
-    code = cli.main(["curate", "--source", "ptbxl", "--root", str(raw), "--out", str(out), "--fs", "50", "--workers", "1"])
+    code = cli.main(["curate", "--source", "ptbxl", "--root", str(raw / "downstream"), "--out", str(out), "--fs", "50",
+                     "--workers", "1"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "kept" in printed and "splits:" in printed

@@ -12,11 +12,15 @@ import pytest
 
 from ecgstudy.data import curation as cur, pipeline as pipeline
 from ecgstudy.config import ConfigError, from_dict, section
-from ecgstudy.data.curation import CurateConfig, curate, curate_cohort
+from ecgstudy.data.curation import CurateConfig, curate
+from ecgstudy.data.world import curate_world
 from ecgstudy.data.labels import LabelError
 from ecgstudy.data.quality import QCConfig
 from ecgstudy.data.store_writer import STORE_FILES, shrink_npy
 
+from dataclasses import replace as dataclass_replace
+
+from _world import tiny_sizes
 from conftest import BAD_EXPECTED, GOOD_SPECS, sine_lead_params, write_ptbxl
 
 SERIAL = CurateConfig(n_workers=1)
@@ -40,7 +44,10 @@ def test_store_files_and_meta(good_store):
     assert meta["fs"] == 100 and meta["n_samples"] == 1000 and meta["n_records"] == 14
     assert meta["leads"] == ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
     assert len(meta["labels"]) == 71 and meta["label_info"]["NDT"]["kind"] == "diagnostic+form"
-    assert meta["preprocessing"]["normalise"] == "per_lead_zscore" and meta["preprocessing"]["units"] == "mV"
+    assert meta["preprocessing"]["normalise"] == "dataset_per_lead_zscore" and meta["preprocessing"]["units"] == "mV"
+    stats = meta["preprocessing"]["stats"]  # fitted on the store's own train split (a world shares the foundation's)
+    assert stats["fitted_on"] == "this store:train" and len(stats["mean"]) == len(stats["std"]) == 12
+    assert meta["role"] == "downstream"
     assert meta["reader"]["resolution"] == "records100"
     assert summary["n_kept"] == 14 and summary["n_excluded"] == 0
     assert not list(out.parent.glob(".store.partial-*"))
@@ -216,27 +223,61 @@ def test_missing_root_is_a_clear_error(tmp_path):
         curate("edf_folder", tmp_path, tmp_path / "out", SERIAL, progress=False)
 
 
-def test_cohort_layout_curates_main_and_rare(tmp_path):
-    raw = tmp_path / "raw"
-    write_ptbxl(raw, GOOD_SPECS[:4])
-    extra = pd.DataFrame(
-        {"description": ["Brugada pattern"], "diagnostic": [1.0], "diagnostic_subclass": ["BRUGADA"]},
-        index=["BRUGADA"],
-    )
+def _world(raw: Path, foundation: list[dict], downstream: list[dict], rare: list[dict] | None = None) -> Path:
+    """A hand-written world: foundation and downstream corpora (+ rare sets) and world.json."""
+    write_ptbxl(raw / "foundation", foundation)
+    write_ptbxl(raw / "downstream", downstream)
+    if rare:
+        extra = pd.DataFrame({"description": ["Brugada pattern"], "diagnostic": [1.0], "diagnostic_subclass": ["BRUGADA"]},
+                             index=["BRUGADA"])
+        write_ptbxl(raw / "rare", rare, extra_statements=extra)
+    corpora = [{"name": "foundation", "role": "foundation"}, {"name": "downstream", "role": "downstream"}]
+    (raw / "world.json").write_text(json.dumps({"corpora": corpora}))
+    return raw
+
+
+def test_world_layout_curates_foundation_main_and_rare(tmp_path):
+    foundation = [dict(s, ecg_id=s["ecg_id"] + 100, patient_id=s["patient_id"] + 100) for s in GOOD_SPECS]
     rare_specs = [
-        {"ecg_id": 101, "patient_id": 101, "scp_codes": {"BRUGADA": 100.0, "SR": 0.0}, "strat_fold": 1,
+        {"ecg_id": 201, "patient_id": 201, "scp_codes": {"BRUGADA": 100.0, "SR": 0.0}, "strat_fold": 1,
          "extra": {"case_control_set": "BRUGADA"}},
-        {"ecg_id": 102, "patient_id": 102, "scp_codes": {"NORM": 100.0, "SR": 0.0}, "strat_fold": 10,
+        {"ecg_id": 202, "patient_id": 202, "scp_codes": {"NORM": 100.0, "SR": 0.0}, "strat_fold": 10,
          "extra": {"case_control_set": "BRUGADA"}},
     ]
-    write_ptbxl(raw / "rare", rare_specs, extra_statements=extra)
-    summaries = curate_cohort(raw, tmp_path / "curated", SERIAL, seed=0, progress=False)
-    assert set(summaries) == {"main", "rare"}
+    raw = _world(tmp_path / "raw", foundation, GOOD_SPECS[:4], rare_specs)
+    summaries = curate_world(raw, tmp_path / "curated", SERIAL, seed=0, progress=False)
+    assert set(summaries) == {"foundation", "main", "rare"}
+    metas = {n: json.loads((tmp_path / "curated" / n / "meta.json").read_text()) for n in summaries}
+    assert {n: m["role"] for n, m in metas.items()} == {"foundation": "foundation", "main": "downstream",
+                                                       "rare": "downstream"}
+    fdn = pd.read_parquet(tmp_path / "curated" / "foundation" / "records.parquet")
+    assert set(fdn["split"]) == {"train", "val"}  # nothing of the pretraining corpus is ever tested
+    stats = [m["preprocessing"]["stats"] for m in metas.values()]
+    assert stats[0]["fitted_on"] == "foundation:train" and stats[0] == stats[1] == stats[2]
     main = pd.read_parquet(tmp_path / "curated" / "main" / "records.parquet")
     rare = pd.read_parquet(tmp_path / "curated" / "rare" / "records.parquet")
     assert len(main) == 4 and (main["source"] == "simulated").all() and "y_BRUGADA" not in main.columns
     assert rare["y_BRUGADA"].tolist() == [1, 0] and rare["case_control_set"].tolist() == ["BRUGADA", "BRUGADA"]
-    assert json.loads((tmp_path / "curated" / "rare" / "meta.json").read_text())["labels"][-1] == "BRUGADA"
+    assert metas["rare"]["labels"][-1] == "BRUGADA"
+
+
+def test_world_with_a_patient_in_two_corpora_is_refused(tmp_path):
+    foundation = [dict(s, ecg_id=s["ecg_id"] + 100) for s in GOOD_SPECS]  # the same patient ids as downstream
+    raw = _world(tmp_path / "raw", foundation, GOOD_SPECS[:4])
+    with pytest.raises(ValueError, match=r"patient\(s\) \['1', '2', '3'\] are in store 'foundation' and in store 'main'"):
+        curate_world(raw, tmp_path / "curated", SERIAL, seed=0, progress=False)
+    assert not (tmp_path / "curated").exists()  # refused before any work
+
+
+def test_two_folders_curate_into_one_store_and_clashing_ids_fail(tmp_path):
+    a = write_ptbxl(tmp_path / "a", GOOD_SPECS[:3])
+    b = write_ptbxl(tmp_path / "b", [dict(s, ecg_id=s["ecg_id"] + 50, patient_id=s["patient_id"] + 50, site=1.0)
+                                     for s in GOOD_SPECS[3:5]])
+    curate("ptbxl", [a, b], tmp_path / "ab", dataclass_replace(SERIAL, external_sites=("1",)), progress=False)
+    rec = pd.read_parquet(tmp_path / "ab" / "records.parquet")
+    assert rec["corpus"].tolist() == ["a"] * 3 + ["b"] * 2 and (rec.loc[rec["corpus"] == "b", "split"] == "external").all()
+    with pytest.raises(ValueError, match=r"record id\(s\) \['1', '2', '3'\] occur more than once"):
+        curate("ptbxl", [a, a], tmp_path / "aa", SERIAL, progress=False)
 
 
 def test_config_section_is_strict_and_presets_cannot_be_contradicted():
@@ -301,15 +342,26 @@ def test_run_simulated_writes_every_output(tmp_path, monkeypatch):
     monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
     cfg = stage_config("curate", {
         "seed": 7, "data": {"source": "simulated"},
-        "simulate": {"n_patients": 70, "n_records": 80, "rare": {"n_cases": 6, "n_controls": 12}},
+        "simulate": {"sizes": tiny_sizes(60, 70, 20), "rare": {"n_cases": 6, "n_controls": 12}},
         "curate": {"n_workers": 1}})
     result = stage.run(cfg)
     curated = tmp_path / "data" / "curated"
-    assert {p.name for p in curated.iterdir()} == {"raw", "main", "rare"}
-    assert result.store.path == curated / "main" and set(result.summaries) == {"main", "rare"}
+    assert {p.name for p in curated.iterdir()} == {"raw", "foundation", "main", "rare"}
+    assert result.store.path == curated / "main" and set(result.summaries) == {"foundation", "main", "rare"}
     assert result.rare_table is None  # the simulator writes its own rare sets: no rare_sets.csv
-    _check_outputs(tmp_path, result, ["exclusions_main.csv", "exclusions_rare.csv", "intervals_by_condition.csv",
-                                      "prevalence_by_site.csv", "splits_by_site.csv"])
+    _check_outputs(tmp_path, result, ["exclusions_foundation.csv", "exclusions_main.csv", "exclusions_rare.csv",
+                                      "intervals_by_condition.csv", "prevalence_by_site.csv", "site_separability.csv",
+                                      "splits_by_site.csv"])
+    sep = result.metrics["site_separability"]
+    assert set(sep) == {"foundation_site", "main_site", "rare_site", "foundation+main_corpus"}
+    assert sep["foundation_site"]["n_sites"] == 3 and sep["main_site"]["n_sites"] == 3
+    assert sep["foundation+main_corpus"]["n_sites"] == 3  # foundation, downstream, external
+    assert all(0.0 <= v["balanced_accuracy"] <= 1.0 for k, v in sep.items() if k != "rare_site")
+    prevalence = pd.read_csv(tmp_path / "reports" / "tables" / "curate" / "prevalence_by_site.csv", index_col=0)
+    assert {c.split(":")[1] for c in prevalence.columns if not c.endswith(":all")} >= {
+        "foundation", "downstream", "external"}
+    assert result.metrics["stores"]["foundation"]["role"] == "foundation"
+    assert result.metrics["normalisation_fitted_on"] == "foundation:train"
     assert result.metrics["main_kept"] == result.summaries["main"]["n_kept"] == len(result.store)
     assert "gt_hr_bpm" in result.intervals.columns and "hr_median_abs_error_bpm" in result.metrics
 
@@ -329,10 +381,12 @@ def test_run_real_dataset_draws_rare_sets_from_the_main_store(tmp_path, monkeypa
         "seed": 3, "data": {"source": "ptbxl", "root": str(raw)},
         "curate": {"n_workers": 1, "rare_sets": {"codes": ["NORM", "PACE"], "min_cases": 2, "controls_per_case": 2}}})
     result = stage.run(cfg)
-    assert {p.name for p in (root / "data" / "curated").iterdir()} == {"main", "rare"}
+    assert {p.name for p in (root / "data" / "curated").iterdir()} == {"foundation", "main", "rare"}
+    assert json.loads((root / "data" / "curated" / "foundation" / "meta.json").read_text())["role"] == "none"
     assert len(result.store) == 42
     _check_outputs(root, result, ["exclusions_main.csv", "exclusions_rare.csv", "intervals_by_condition.csv",
-                                  "prevalence_by_site.csv", "rare_sets.csv", "splits_by_site.csv"])
+                                  "prevalence_by_site.csv", "rare_sets.csv", "site_separability.csv",
+                                  "splits_by_site.csv"])
     sets = pd.read_csv(root / "reports" / "tables" / "curate" / "rare_sets.csv")
     assert sets["code"].tolist() == ["NORM", "PACE"] and sets["status"].tolist() == result.rare_table["status"].tolist()
     assert result.metrics["rare_set_NORM"]["status"] == sets.loc[0, "status"]

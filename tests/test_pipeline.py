@@ -57,7 +57,9 @@ def test_report_assembles_every_stage(study):
 
 def test_metrics_are_sane(study):
     curate = json.loads((study / "reports" / "metrics" / "curate.json").read_text())
-    assert curate["records"] + curate["main_excluded"] == 180
+    assert curate["records"] + curate["main_excluded"] == 150 + 30  # downstream + external corpora (params_tiny)
+    assert curate["stores"]["foundation"]["role"] == "foundation" and curate["normalisation_fitted_on"] == "foundation:train"
+    assert set(curate["site_separability"]) >= {"foundation_site", "main_site", "foundation+main_corpus"}
     finetune = (study / "reports" / "tables" / "finetune")
     assert any(finetune.glob("*.csv"))
 

@@ -191,7 +191,7 @@ def test_curation_end_to_end(tmp_path, pool):
 
 def test_reads_the_simulated_cohort_like_the_ptbxl_reader(simulated_cohort):
     """The simulated cohort's records500 folder, read as a plain WFDB pool, gives PTB-XL's signals."""
-    raw = simulated_cohort / "raw"
+    raw = simulated_cohort / "raw" / "downstream"
     pool = WFDBFolderSource(raw / "records500")
     ptbxl = open_source("ptbxl", raw, resolution="records500")
     catalog = pool.catalog()

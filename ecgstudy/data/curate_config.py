@@ -30,7 +30,7 @@ class CurateConfig:
     bandpass: tuple[float, float] | None = None  # [low, high] Hz zero-phase Butterworth; null = none (benchmark)
     notch: float | None = None  # powerline notch (Hz); null = none
     baseline_median_s: float | None = None  # running-median baseline removal window (s); null = none
-    normalise: Literal["per_lead_zscore", "record_zscore", "none"] = "per_lead_zscore"  # applied at load time
+    normalise: Literal["dataset_per_lead_zscore", "dataset_zscore", "per_lead_zscore", "record_zscore", "none"] = "dataset_per_lead_zscore"  # applied at load time; dataset_*: mean/std fitted on the pretraining corpus's train split (keeps voltage)
     resolution: Literal["auto", "records100", "records500"] = "auto"  # PTB-XL folder; auto: records100 if fs <= 100
     external_sites: tuple[str, ...] | None = None  # sites of split "external"; null: as the data declares (simulator)
     use_official_folds: bool = True  # PTB-XL strat_fold: 1-8 train, 9 val, 10 test

@@ -8,10 +8,10 @@ interrupted or failed curation never leaves a complete-looking store (and a reru
 it). Per-record work lives in :mod:`ecgstudy.data.pipeline`. The store layout is the curated-store
 contract of docs/architecture.md and :mod:`ecgstudy.data.store` reads it.
 
-:func:`curate_cohort` curates the simulated cohort's layout: ``<raw>/`` to ``<out>/main`` and, when
-present, the rare-disease case-control sets ``<raw>/rare/`` to ``<out>/rare``. A real dataset has no
-such sets: :func:`ecgstudy.data.rare_sets.build_rare_store` draws them from its curated main store
-(``rare_sets`` settings).
+The simulated world's layout (several corpora) is curated by :func:`ecgstudy.data.world.curate_world`
+into the stores ``foundation``, ``main`` and ``rare``. A real dataset has no rare sets of its own:
+:func:`ecgstudy.data.rare_sets.build_rare_store` draws them from its curated main store (``rare_sets``
+settings).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ecgstudy.progress import tqdm  # widget bar in JupyterLab, plain text under
 from ecgstudy import __version__
 from ecgstudy.data import labels as lab, preprocess
 from ecgstudy.data.curate_config import CurateConfig
+from ecgstudy.data.normalisation import fit_store_stats
 from ecgstudy.data.pipeline import process_in_order
 from ecgstudy.data.sources import Source, open_source
 from ecgstudy.data.splits import assign_splits, check_patient_integrity
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: Store format version written to meta.json.
 STORE_VERSION = 1
+#: Store roles (meta.json ``role``): only a ``foundation`` store may be pretrained on.
+ROLES: tuple[str, ...] = ("foundation", "downstream")
+#: ``fitted_on`` of the normalisation statistics a store fits on its own train split.
+SELF = "this store"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -62,13 +67,23 @@ def _write_masks(source: Source, kept: pd.DataFrame, out: Path, duration_s: floa
     return len(masks)
 
 
+def open_reader(source: str, root: str | Path | list, cfg: CurateConfig) -> Source:
+    """The reader of ``root`` (a folder, or a list of folders read as one: :class:`CombinedSource`)."""
+    if isinstance(root, (list, tuple)):
+        from ecgstudy.data.sources.combined import CombinedSource
+
+        return CombinedSource([open_source(source, r, target_fs=cfg.fs, resolution=cfg.resolution) for r in root])
+    return open_source(source, root, target_fs=cfg.fs, resolution=cfg.resolution)
+
+
 def curate(
     source: str,
-    root: str | Path,
+    root: str | Path | list,
     out_dir: str | Path,
     cfg: CurateConfig | None = None,
     seed: int = 0,
     *,
+    role: str = "downstream",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Curate dataset ``root`` (format ``source``) into the store ``out_dir``.
@@ -77,10 +92,13 @@ def curate(
     ----------
     source : reader name (:data:`ecgstudy.data.sources.READERS`: ``ptbxl``, ``simulated``, ``cinc``, ``code15``,
         ``mimic``, ``wfdb``); also the store's ``source`` column
-    root : raw dataset folder (never modified)
+    root : raw dataset folder (never modified), or a list of folders curated into one store (their
+        record and patient ids must not overlap; catalog column ``corpus`` names each record's folder)
     out_dir : store folder; replaced atomically when curation completes
     cfg : harmonisation / QC / split settings (default :class:`CurateConfig`)
     seed : seed of the patient split for sources without official folds
+    role : what the study may do with the store, written to ``meta.json``: ``foundation`` (pretraining
+        reads only such a store) or ``downstream`` (fine-tuning, probing, evaluation)
     progress : show a tqdm progress bar
 
     Returns
@@ -93,7 +111,9 @@ def curate(
     cfg.validate()  # preset conflicts are checked before the preset is applied
     cfg = cfg.resolved()
     out_dir = Path(out_dir)
-    reader = open_source(source, root, target_fs=cfg.fs, resolution=cfg.resolution)
+    if role not in ROLES:
+        raise ValueError(f"store role {role!r} unknown; valid: {list(ROLES)}")
+    reader = open_reader(source, root, cfg)
     catalog = reader.catalog()
     vocab = reader.vocabulary
 
@@ -133,7 +153,7 @@ def curate(
         if kept.empty:  # no store, but every record's reason stays inspectable
             _excluded_table(catalog, excluded).to_parquet(tmp / "excluded.parquet", index=False)
         else:
-            summary = _write_tables(reader, cfg, source, catalog, split, kept, y_rows, excluded, tmp, seed)
+            summary = _write_tables(reader, cfg, source, catalog, split, kept, y_rows, excluded, tmp, seed, role)
     if kept.empty:
         reasons = Counter(e["reason"] for e in excluded)
         raise ValueError(f"{reader.root}: no record passed curation (exclusions by reason: {dict(reasons)}); "
@@ -207,8 +227,13 @@ def _write_tables(
     excluded: list,
     tmp: Path,
     seed: int,
+    role: str = "downstream",
 ) -> dict[str, Any]:
-    """Write records.parquet, excluded.parquet, signature masks and (last) meta.json into ``tmp``."""
+    """Write records.parquet, excluded.parquet, signature masks and (last) meta.json into ``tmp``.
+
+    The dataset normalisation statistics are fitted on this store's train split (all records when it
+    has none); a world's curation replaces them with the pretraining corpus's (:mod:`ecgstudy.data.world`).
+    """
     vocab = reader.vocabulary
     pos = kept["position"].to_numpy()
     rows = catalog.iloc[pos].drop(columns="codes").reset_index(drop=True)
@@ -257,7 +282,8 @@ def _write_tables(
         "leads": list(preprocess.STANDARD_LEADS),
         "labels": vocab.codes,
         "label_info": vocab.label_info(),
-        "preprocessing": cfg.preprocessing(),
+        "role": role,
+        "preprocessing": {**cfg.preprocessing(), "stats": fit_store_stats(tmp, "train", name=SELF)},
         "qc": dataclasses.asdict(cfg.qc),
         "lead_aliases": dict(cfg.lead_aliases),
         "splits": {
@@ -274,30 +300,6 @@ def _write_tables(
     }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return summary
-
-
-def curate_cohort(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    cfg: CurateConfig | None = None,
-    seed: int = 0,
-    *,
-    source: str = "simulated",
-    progress: bool = True,
-) -> dict[str, dict[str, Any]]:
-    """Curate a cohort folder with rare-disease sets: ``<raw>/`` -> ``<out>/main``, ``<raw>/rare/`` -> ``<out>/rare``.
-
-    Returns ``{"main": summary, "rare": summary}`` (``rare`` only when ``<raw>/rare`` exists).
-    """
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    cfg = cfg or CurateConfig()
-    if cfg.external_sites is None:  # the rare sets' sites are those the main cohort declares
-        declared = open_source(source, raw_dir, target_fs=cfg.fs).declared_external_sites()
-        cfg = dataclasses.replace(cfg, external_sites=tuple(declared or ()))
-    summaries = {"main": curate(source, raw_dir, out_dir / "main", cfg, seed, progress=progress)}
-    if (raw_dir / "rare").is_dir():
-        summaries["rare"] = curate(source, raw_dir / "rare", out_dir / "rare", cfg, seed, progress=progress)
-    return summaries
 
 
 def summary_table(summary: dict[str, Any]) -> pd.DataFrame:

@@ -42,8 +42,11 @@ def prevalence_table(store: Store, codes: Sequence[str] | None = None, by: str =
     Rows are codes (store vocabulary order, only codes with at least one positive unless ``codes``
     is given), columns the values of ``by`` plus ``all``; the last row ``n`` counts records.
     """
-    rec = store.records
-    codes = list(codes) if codes is not None else [c for c in store.labels if rec[LABEL_PREFIX + c].any()]
+    return _prevalence(store.records, store.labels, codes, by)
+
+
+def _prevalence(rec: pd.DataFrame, labels: Sequence[str], codes: Sequence[str] | None, by: str) -> pd.DataFrame:
+    codes = list(codes) if codes is not None else [c for c in labels if rec[LABEL_PREFIX + c].any()]
     cols = [LABEL_PREFIX + c for c in codes]
     table = rec.groupby(by)[cols].mean().T * 100
     table["all"] = rec[cols].mean().values * 100
@@ -51,6 +54,30 @@ def prevalence_table(store: Store, codes: Sequence[str] | None = None, by: str =
     counts = rec.groupby(by).size()
     table.loc["n"] = list(counts.reindex(table.columns[:-1]).values) + [len(rec)]
     return table.round(1)
+
+
+def prevalence_by_store(stores: dict[str, Store]) -> pd.DataFrame:
+    """Reported-label prevalence (%) of every store, corpus and site side by side.
+
+    Columns ``<store>:<corpus>:<site> (<device>)`` (the corpus where the store has a ``corpus`` column,
+    else the store's name) plus ``<store>:all``; rows are the codes with a positive in any store, in
+    first-seen vocabulary order, and ``n`` (records). A code a store lacks is left empty.
+    """
+    parts = []
+    for name, store in stores.items():
+        rec = store.records
+        corpus = rec["corpus"].astype(str) if "corpus" in rec.columns else pd.Series(name, index=rec.index)
+        device = rec["device"].astype(str) if "device" in rec.columns else pd.Series("", index=rec.index)
+        site = rec["site"].astype(str) if "site" in rec.columns else pd.Series("all", index=rec.index)
+        common = device.groupby(site).agg(lambda d: d.value_counts().index[0])
+        label = name + ":" + corpus + ":" + site + " (" + site.map(common) + ")"
+        table = _prevalence(rec.assign(_group=label.to_numpy()), store.labels, None, "_group")
+        table = table.rename(columns={"all": f"{name}:all"})
+        parts.append(table)
+    codes = list(dict.fromkeys(c for t in parts for c in t.index if c != "n"))
+    out = pd.concat(parts, axis=1).reindex(codes + ["n"])
+    out.columns.name = None
+    return out
 
 
 def true_codes(store: Store) -> list[dict[str, float]]:

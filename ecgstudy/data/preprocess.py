@@ -31,8 +31,11 @@ LENGTH_POLICIES: tuple[str, ...] = ("center_crop_or_pad", "start_crop_or_pad", "
 #: Arrhythmia Database headers (PhysioNet, Moody & Mark 2001) name their modified limb lead "MLII"; other
 #: PhysioNet databases spell it "ML2"; "MLI" and "MLIII" are the modified leads I and III of the same family.
 DOCUMENTED_ALIASES: dict[str, str] = {"MLII": "II", "ML2": "II", "MLI": "I", "MLIII": "III"}
-#: Load-time normalisations.
-NORMALISATIONS: tuple[str, ...] = ("per_lead_zscore", "record_zscore", "none")
+#: Load-time normalisations. The ``dataset_*`` ones use statistics fitted once on a training split
+#: (:mod:`ecgstudy.data.normalisation`) and so keep each record's voltage; the others z-score each record.
+NORMALISATIONS: tuple[str, ...] = ("dataset_per_lead_zscore", "dataset_zscore", "per_lead_zscore", "record_zscore", "none")
+#: The normalisations that need fitted statistics (``meta.json`` ``preprocessing.stats``).
+DATASET_NORMALISATIONS: tuple[str, ...] = ("dataset_per_lead_zscore", "dataset_zscore")
 #: Multipliers to mV.
 _TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
 #: Smallest standard deviation (mV) used by the z-scores: 1 uV, the PTB-XL ADC resolution.
@@ -47,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bandpass": None,
         "notch": None,
         "baseline_median_s": None,
-        "normalise": "per_lead_zscore",
+        "normalise": "dataset_zscore",  # one mean and std over the training set (the benchmark's StandardScaler)
     },
     "ecgfounder": {
         "fs": 500,  # 5000 samples over 10 s
@@ -297,22 +300,34 @@ def harmonise(
     return data.astype(np.float32), offset / fs_out
 
 
-def normalise(x: np.ndarray, method: str, mask: np.ndarray | None = None) -> np.ndarray:
-    """Load-time normalisation of one signal ``x`` (12, T), returning float32 with NaN set to 0.
+def normalise(x: np.ndarray, method: str, mask: np.ndarray | None = None, stats: dict | None = None) -> np.ndarray:
+    """Load-time normalisation of one signal ``x`` (12, T) in mV, returning float32 with NaN set to 0.
 
-    ``per_lead_zscore``: each lead to mean 0, std 1 over time; ``record_zscore``: one mean and std
-    over all present leads and samples; ``none``: unchanged. Standard deviations are floored at
+    ``dataset_per_lead_zscore``: each lead minus its training-split mean, over its training-split std
+    (``stats["mean"]``, ``stats["std"]``, 12 values each, mV): voltages stay comparable between records;
+    ``dataset_zscore``: one training-split mean and std for all leads (``stats["global_mean"]``,
+    ``stats["global_std"]``; the PTB-XL benchmark's StandardScaler); ``per_lead_zscore``: each lead of
+    this record to mean 0, std 1 over time; ``record_zscore``: one mean and std over this record's
+    present leads and samples; ``none``: unchanged. Standard deviations are floored at
     :data:`STD_FLOOR_MV`. Missing leads (``mask`` False, or NaN) become zeros after normalising.
     """
     if method not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {method!r}; valid: {list(NORMALISATIONS)}")
+    if method in DATASET_NORMALISATIONS and not stats:
+        raise ValueError(f"normalisation {method!r} needs statistics fitted on a training split (stats=None)")
     x = np.asarray(x, dtype=np.float32)
     present = ~np.isnan(x).all(axis=1) if mask is None else np.asarray(mask, bool) & ~np.isnan(x).all(axis=1)
     out = np.zeros_like(x)
     if not present.any():
         return out
     xp = x[present]
-    if method == "per_lead_zscore":
+    if method == "dataset_per_lead_zscore":
+        mean = np.asarray(stats["mean"], np.float32)[present][:, None]
+        std = np.maximum(np.asarray(stats["std"], np.float32)[present][:, None], STD_FLOOR_MV)
+        xp = (xp - mean) / std
+    elif method == "dataset_zscore":
+        xp = (xp - np.float32(stats["global_mean"])) / np.float32(max(float(stats["global_std"]), STD_FLOOR_MV))
+    elif method == "per_lead_zscore":
         mean = np.nanmean(xp, axis=1, keepdims=True)
         std = np.maximum(np.nanstd(xp, axis=1, keepdims=True), STD_FLOOR_MV)
         xp = (xp - mean) / std

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ecgstudy.data.labels import LABEL_PREFIX, TaskLabels
-from ecgstudy.data.preprocess import NORMALISATIONS, normalise as normalise_signal
+from ecgstudy.data.preprocess import DATASET_NORMALISATIONS, NORMALISATIONS, normalise as normalise_signal
 
 
 class StoreError(ValueError):
@@ -91,6 +91,17 @@ class Store:
         return int(self.meta["n_samples"])
 
     @property
+    def role(self) -> str | None:
+        """What the study may do with the store (meta.json ``role``): ``foundation`` (pretraining reads only
+        such a store) or ``downstream``; None for a store written before roles existed."""
+        return self.meta.get("role")
+
+    @property
+    def normalisation_stats(self) -> dict[str, Any] | None:
+        """The training-split statistics of the ``dataset_*`` normalisations (meta.json ``preprocessing.stats``)."""
+        return (self.meta.get("preprocessing") or {}).get("stats")
+
+    @property
     def leads(self) -> list[str]:
         return list(self.meta["leads"])
 
@@ -138,8 +149,10 @@ class ECGDataset(Dataset):
     random_crop : draw the window start at random (seeded by ``seed``, the epoch and the row);
         otherwise the centred window
     seed : seed of the random crops
-    normalise : ``per_lead_zscore``, ``record_zscore`` or ``none``; None = the store's
-        ``meta["preprocessing"]["normalise"]``
+    normalise : a :data:`~ecgstudy.data.preprocess.NORMALISATIONS` name; None = the store's
+        ``meta["preprocessing"]["normalise"]``. The ``dataset_*`` ones use the store's fitted statistics
+        (``meta["preprocessing"]["stats"]``: the pretraining corpus's train split, see
+        :mod:`ecgstudy.data.normalisation`)
 
     Items are dicts: ``x`` float32 tensor (12, crop) normalised with missing leads zero-filled,
     ``lead_mask`` bool tensor (12,), ``y`` float32 tensor (L,), ``index`` (int, the store row).
@@ -179,6 +192,10 @@ class ECGDataset(Dataset):
         self.normalise = normalise or store.meta.get("preprocessing", {}).get("normalise", "none")
         if self.normalise not in NORMALISATIONS:
             raise ValueError(f"unknown normalisation {self.normalise!r}; valid: {list(NORMALISATIONS)}")
+        self.stats = store.normalisation_stats
+        if self.normalise in DATASET_NORMALISATIONS and not self.stats:
+            raise StoreError(f"{store.path}: normalisation {self.normalise!r} needs the training-split statistics "
+                             "(meta.json preprocessing.stats), which this store lacks; curate it again")
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random crops (same seed + epoch + row -> same crop, whatever the worker)."""
@@ -205,7 +222,7 @@ class ECGDataset(Dataset):
         row = int(self.rows[i])
         x = np.asarray(self.store.signals[row, :, start : start + length], dtype=np.float32)  # (12, length)
         mask = self.store.lead_mask[row]
-        x = normalise_signal(x, self.normalise, mask)
+        x = normalise_signal(x, self.normalise, mask, self.stats)
         return {
             "x": torch.from_numpy(x),
             "lead_mask": torch.from_numpy(mask.copy()),

@@ -52,9 +52,15 @@ def preprocessing_spec(meta: dict[str, Any]) -> dict[str, Any]:
     return _plain(spec, "preprocessing")
 
 
+#: The normalisations whose statistics (``stats``) are part of the model's input contract.
+DATASET_NORMALISATIONS = ("dataset_per_lead_zscore", "dataset_zscore")
+
+
 def check_preprocessing(expected: dict[str, Any], meta: dict[str, Any], where: str) -> None:
     """Fail when a store's sampling rate, lead order or normalisation differ from a model's spec.
 
+    With a dataset normalisation the fitted statistics must be the same numbers too (the store's
+    ``preprocessing.stats`` against the checkpoint's: both the pretraining corpus's train split).
     ``n_samples`` may differ (the encoders are fully convolutional and pool over time).
     """
     actual = preprocessing_spec(meta)
@@ -63,6 +69,12 @@ def check_preprocessing(expected: dict[str, Any], meta: dict[str, Any], where: s
         for key in ("fs", "leads", "normalise")
         if key in expected and expected.get(key) != actual.get(key)
     ]
+    if expected.get("normalise") in DATASET_NORMALISATIONS and not problems:
+        mine, theirs = expected.get("stats") or {}, actual.get("stats") or {}
+        keys = ("mean", "std", "global_mean", "global_std")
+        if any(mine.get(k) != theirs.get(k) for k in keys):
+            problems.append(f"normalisation statistics: model's fitted on {mine.get('fitted_on')!r}, store's on "
+                            f"{theirs.get('fitted_on')!r} (curate every store with the pretraining corpus's statistics)")
     if problems:
         raise CheckpointError(f"{where}: preprocessing mismatch ({'; '.join(problems)})")
 

@@ -6,18 +6,23 @@ through the Dower transfer matrix, recorded by site-specific devices with noise,
 records with PTB-XL's tables and the ground truth. See ``SOURCES.md`` beside this file for the source of
 every physiological range.
 
-Public API: :class:`SimulateConfig` (the params.yaml ``simulate`` section), :func:`write_cohort`
-(the whole cohort on disk) and :func:`simulate_record` (one record in memory).
+Public API: :class:`SimulateConfig` (the params.yaml ``simulate`` section: the corpora of
+:mod:`ecgstudy.simulate.corpora`), :func:`write_world` (every corpus and the rare sets on disk; also
+``write_cohort``) and :func:`simulate_record` (one record in memory).
 """
 
 from ecgstudy.simulate.annotate import AnnotatorConfig
-from ecgstudy.simulate.cohort import RareConfig, SimulateConfig, write_cohort
+from ecgstudy.simulate.cohort import RareConfig, SimulateConfig, write_cohort, write_world
+from ecgstudy.simulate.corpora import ROLES, CorpusConfig, CorpusSize
 from ecgstudy.simulate.devices import SiteConfig, default_sites
 from ecgstudy.simulate.physiology import Patient, sample_patient
 from ecgstudy.simulate.record import SimulatedRecord, simulate_record
 
 __all__ = [
     "AnnotatorConfig",
+    "CorpusConfig",
+    "CorpusSize",
+    "ROLES",
     "Patient",
     "RareConfig",
     "SimulateConfig",
@@ -27,4 +32,5 @@ __all__ = [
     "sample_patient",
     "simulate_record",
     "write_cohort",
+    "write_world",
 ]

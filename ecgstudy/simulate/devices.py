@@ -29,7 +29,6 @@ class SiteConfig:
     name: str = "A"  # site label (documentation; the database stores the site's index)
     device: str = "SIM-500"  # device model written to ptbxl_database.csv's ``device`` column
     weight: float = 1.0  # share of the cohort's patients recorded at this site (relative)
-    external: bool = False  # meant as the external-validation site (curate may hold it out)
     native_fs: int = 500  # acquisition sampling rate, Hz (stored records are resampled to simulate.fs)
     highpass_hz: float = 0.05  # baseline high-pass cut-off, Hz (0.05 = AHA diagnostic)
     lowpass_hz: float = 150.0  # low-pass / anti-alias cut-off, Hz (150 = AHA diagnostic)
@@ -42,6 +41,7 @@ class SiteConfig:
     lead_off_prob: float = 0.01  # probability that one precordial electrode is off (flat lead)
     gain: float = 1.0  # amplifier calibration factor (1.0 = exact)
     lsb_uv: int = 2  # stored resolution in uV per ADC unit step (even: derived limb leads stay exact)
+    placement_sd: float = 0.10  # precordial electrode placement variability: relative sd of V1-V6 lead vectors
     age_mean: float = 62.0  # patient age distribution, years
     age_sd: float = 17.0  # its spread, years
     female_frac: float = 0.48  # share of women
@@ -62,6 +62,8 @@ class SiteConfig:
             raise ValueError(f"site {self.name!r}: mains_hz must be 50 or 60, got {self.mains_hz}")
         if self.weight <= 0 or not 0.0 <= self.female_frac <= 1.0:
             raise ValueError(f"site {self.name!r}: weight must be > 0 and female_frac in [0, 1]")
+        if not 0.0 <= self.placement_sd <= 0.5:
+            raise ValueError(f"site {self.name!r}: placement_sd must lie in [0, 0.5], got {self.placement_sd}")
         for p in (self.motion_prob, self.lead_off_prob):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"site {self.name!r}: probabilities must lie in [0, 1]")
@@ -76,7 +78,8 @@ class SiteConfig:
 
 
 def default_sites() -> tuple[SiteConfig, ...]:
-    """Three sites: a university hospital, a community clinic, and an external site abroad."""
+    """Three sites: a university hospital, a community clinic, and a site abroad (the default device of
+    :func:`~ecgstudy.simulate.record.simulate_record`; the study's world is :mod:`ecgstudy.simulate.corpora`)."""
     return (
         SiteConfig(
             name="university", device="SIM-500", weight=0.45, native_fs=500, highpass_hz=0.05, lowpass_hz=150.0,
@@ -91,7 +94,7 @@ def default_sites() -> tuple[SiteConfig, ...]:
             convention="cornell",
         ),
         SiteConfig(
-            name="external", device="SIM-1000X", weight=0.20, external=True, native_fs=1000, highpass_hz=0.05,
+            name="external", device="SIM-1000X", weight=0.20, native_fs=1000, highpass_hz=0.05,
             lowpass_hz=100.0, mains_hz=60.0, mains_uv=15.0, emg_uv=11.0, wander_mv=0.12, motion_prob=0.05,
             lead_off_prob=0.01, gain=1.04, lsb_uv=2, age_mean=57.0, age_sd=16.0, female_frac=0.42,
             prevalence={"IMI": 1.5, "ASMI": 1.5, "AMI": 1.8, "ISC_": 1.5, "CLBBB": 1.3, "WPW": 1.5, "AFIB": 0.7},

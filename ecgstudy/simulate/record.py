@@ -49,7 +49,7 @@ from ecgstudy.simulate.waves import PART_P, PART_QRS, PART_ST, PART_T, Waves, re
 from ecgstudy.simulate.writer import quantise
 
 PAD_S = 1.0  # simulated margin on each side of the stored 10 s (filters and beats settle outside it)
-PLACEMENT_SD = (0.10, 0.02)  # relative lead-vector variation from electrode placement: precordial, limb
+PLACEMENT_SD = (0.10, 0.02)  # relative lead-vector variation from electrode placement: precordial (default; per site: SiteConfig.placement_sd), limb
 LIMB_LOW_VOLTAGE_MV = 0.5  # QRS amplitude criterion of low voltage in every limb lead
 
 
@@ -292,7 +292,7 @@ def simulate_record(
     device = device or default_sites()[0]
     if patient is None:
         patient = sample_patient(rng, age_mean=device.age_mean, age_sd=device.age_sd, female_frac=device.female_frac)
-    dower = placement_matrix(rng, *PLACEMENT_SD)
+    dower = placement_matrix(rng, device.placement_sd, PLACEMENT_SD[1])
     phys = build_physiology(rng, conditions, patient, dower)
     codes = resolve_exclusions({k: float(v) for k, v in conditions.items()})
     schedule = make_schedule(rng, phys, duration_s)

@@ -29,6 +29,12 @@ FINETUNE_SCORES = "models/finetune/scores.npz"
 TRANSFER_SCORES = "models/transfer/scores.npz"
 #: ``encoder:`` value meaning "the run named by pretrain.keep".
 KEEP = "keep"
+#: curate: the pretraining corpus's store (role ``foundation``) and the downstream stores.
+FOUNDATION_STORE = "foundation"
+DOWNSTREAM_STORES = ("main", "rare")
+#: How a real-data profile declares its pretraining corpus (the hint of every refusal).
+DECLARE_FOUNDATION = ("declare a pretraining corpus in params.yaml, e.g. data.foundation: {source: code15, "
+                      "root: data/raw/code15} (profiles/ptbxl.yaml does), and rerun curate")
 
 
 class MissingArtifact(FileNotFoundError):
@@ -71,13 +77,39 @@ def classifier_path(strategy: str, fraction: float, root: Path | None = None) ->
 
 
 def store_path(curated: str, store: str, root: Path | None = None) -> Path:
-    """A curated store folder (``main`` or ``rare``) under ``data.curated``."""
+    """A curated store folder (``foundation``, ``main`` or ``rare``) under ``data.curated``."""
     return require(Path(curated) / store, "curate", root)
+
+
+def pretraining_store(curated: str, store: str, root: Path | None = None) -> Path:
+    """The store pretraining reads: it must exist and be a foundation corpus (meta.json ``role``).
+
+    Raises ValueError naming the store and ``pretrain.store`` when it is a downstream store, and
+    :class:`MissingArtifact` with :data:`DECLARE_FOUNDATION` when no foundation corpus was curated.
+    """
+    import json
+
+    path = resolve(Path(curated) / store, root)
+    meta_file = path / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else None
+    if meta is None:
+        raise MissingArtifact(f"{shown(path)} is not a curated store: run the 'curate' stage first "
+                              f"(`make repro STAGE=curate`)")
+    role = meta.get("role")
+    if role == "none":
+        raise MissingArtifact(f"pretrain.store = {store!r}: no foundation corpus was curated "
+                              f"({meta.get('reason', 'none declared')}); {DECLARE_FOUNDATION}")
+    if role != "foundation":
+        raise ValueError(f"pretrain.store = {store!r}: store {shown(path)} has role {role!r}, not 'foundation'; "
+                         "pretraining reads only the foundation corpus, never downstream or external records")
+    return path
 
 
 def check_links(sections: dict[str, Any]) -> None:
     """Check the links between typed params sections (``{"pretrain": PretrainConfig, ...}``).
 
+    - ``pretrain.store``: the foundation store; ``pretrain.probe.store``: a downstream store (the probe
+      comparison never scores foundation records);
     - ``finetune.encoder``, ``transfer.encoder``, ``latent.encoder``: ``keep`` or a ``pretrain.runs`` name;
     - ``saliency.classifier``: a strategy in ``finetune.strategies`` at a fraction in ``finetune.fractions``.
 
@@ -86,6 +118,12 @@ def check_links(sections: dict[str, Any]) -> None:
     """
     pretrain, finetune = sections.get("pretrain"), sections.get("finetune")
     if pretrain is not None:
+        if pretrain.store != FOUNDATION_STORE:
+            raise ValueError(f"pretrain.store = {pretrain.store!r}: pretraining reads only the foundation corpus "
+                             f"(store {FOUNDATION_STORE!r}), never downstream or external records")
+        if pretrain.probe.store not in DOWNSTREAM_STORES:
+            raise ValueError(f"pretrain.probe.store = {pretrain.probe.store!r}: the probe comparison trains and "
+                             f"scores on a downstream store's train -> val splits; valid: {list(DOWNSTREAM_STORES)}")
         runs = [r.name for r in pretrain.runs]
         for name in ("finetune", "transfer", "latent"):
             cfg = sections.get(name)

@@ -1,19 +1,25 @@
 """Curate stage: from raw ECGs to the curated stores, with the tables and figure that check the data.
 
-With ``data.source: simulated`` the built-in cohort is first written to ``<data.curated>/raw``
-(:func:`ecgstudy.simulate.write_cohort`: PTB-XL layout plus the simulator's ground truth) and curated with
-its rare-disease case-control sets (:func:`ecgstudy.data.curation.curate_cohort`: ``main`` and ``rare``
-stores). A real dataset (``ptbxl``, ``cinc``, ...) is curated in place from ``data.root`` into ``main``,
-and its rare-disease sets are drawn from that store (:func:`ecgstudy.data.rare_sets.build_rare_store`;
-table ``rare_sets.csv``: what was built or skipped, and why).
+With ``data.source: simulated`` the built-in world is first written to ``<data.curated>/raw``
+(:func:`ecgstudy.simulate.write_world`: one PTB-XL-format folder per corpus plus the simulator's ground
+truth) and curated (:func:`ecgstudy.data.world.curate_world`): store ``foundation`` (the pretraining
+corpus), ``main`` (downstream train/val/test + the external hospital as split ``external``) and ``rare``.
+A real dataset (``ptbxl``, ``cinc``, ...) is curated in place from ``data.root`` into ``main``, its
+rare-disease sets are drawn from that store (:func:`ecgstudy.data.rare_sets.build_rare_store`; table
+``rare_sets.csv``: what was built or skipped, and why), and its declared pretraining corpus
+(``data.foundation``) into ``foundation``; without one, ``foundation/meta.json`` says so (role ``none``)
+and the pretrain stage refuses to run, saying how to declare one. Every store gets the foundation
+train split's normalisation statistics (:mod:`ecgstudy.data.normalisation`).
 
 Outputs (``dvc.yaml`` stage ``curate``; layout of :mod:`ecgstudy.stages.outputs`):
 
-- ``<data.curated>/main`` (and ``rare``; ``raw`` when simulated): the curated stores (docs/architecture.md,
-  "Curated store"): signals (N, 12, T) float32 mV at ``curate.fs`` Hz, T = ``fs * duration_s`` samples;
-- ``reports/tables/curate/``: ``exclusions_<store>.csv``, ``splits_by_site.csv``, ``prevalence_by_site.csv``,
-  ``intervals_by_condition.csv`` (per condition: neurokit2 on lead II, the global 12-lead measurer and,
-  for simulated data, the intended values; :func:`ecgstudy.data.measure.interval_table`) and, for a real
+- ``<data.curated>/{foundation,main,rare}`` (``raw`` when simulated): the curated stores
+  (docs/architecture.md, "Curated store"): signals (N, 12, T) float32 mV at ``curate.fs`` Hz, T = ``fs *
+  duration_s`` samples;
+- ``reports/tables/curate/``: ``exclusions_<store>.csv``, ``splits_by_site.csv``, ``prevalence_by_site.csv``
+  (every store, corpus and site), ``site_separability.csv``, ``intervals_by_condition.csv`` (per condition: neurokit2 on lead II, the
+  global 12-lead measurer and, for simulated data, the intended values;
+  :func:`ecgstudy.data.measure.interval_table`) and, for a real
   dataset, ``rare_sets.csv``;
 - ``reports/figures/curate/ecg_per_condition.png``: one 12-lead ECG per condition (25 mm/s, 10 mm/mV);
 - ``reports/metrics/curate.json`` (:func:`ecgstudy.data.describe.curation_metrics`).
@@ -21,6 +27,7 @@ Outputs (``dvc.yaml`` stage ``curate``; layout of :mod:`ecgstudy.stages.outputs`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecgstudy.data import curation, describe, measure, rare_sets
+from ecgstudy.data import curation, describe, measure, rare_sets, site_shift, world
 from ecgstudy.data.store import Store
 from ecgstudy.paths import resolve
 from ecgstudy.plots import ecg as ecg_plots
@@ -38,6 +45,8 @@ from ecgstudy.stages.outputs import StageOutputs, stage_outputs
 INTERVALS_PER_CODE = 20
 #: Panels per row of the per-condition ECG gallery.
 GALLERY_COLUMNS = 3
+#: Records per store the site classifier is cross-validated on (a seeded sample spread over sites).
+SEPARABILITY_RECORDS = 2000
 
 
 @dataclass
@@ -51,7 +60,9 @@ class CurateResult:
         :func:`ecgstudy.data.rare_sets.build_rare_store`'s, one entry per configured set).
     exclusions : {store name: kept / excluded-by-reason table} (``exclusions_<name>.csv``).
     splits : records and patients per split, indexed by site (``splits_by_site.csv``).
-    prevalence : reported-label prevalence (%) by site (``prevalence_by_site.csv``).
+    prevalence : reported-label prevalence (%) by store, corpus and site (``prevalence_by_site.csv``).
+    separability : site classifier's balanced accuracy per store, corpus classifier across stores
+        (``site_separability.csv``, :func:`ecgstudy.data.site_shift.separability_table`).
     intervals : intervals measured by condition (``intervals_by_condition.csv``).
     rare_table : the rare-set table of a real dataset (``rare_sets.csv``); None for the simulated cohort.
     metrics : the content of ``reports/metrics/curate.json``.
@@ -63,6 +74,7 @@ class CurateResult:
     exclusions: dict[str, pd.DataFrame]
     splits: pd.DataFrame
     prevalence: pd.DataFrame
+    separability: pd.DataFrame
     intervals: pd.DataFrame
     rare_table: pd.DataFrame | None
     metrics: dict[str, Any]
@@ -70,26 +82,52 @@ class CurateResult:
 
 
 def curate_source(cfg: SimpleNamespace, curated: Path, root: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Curate the configured source into ``curated``: ``main`` and (when there are sets) ``rare``.
+    """Curate the configured source into ``curated``: ``foundation``, ``main`` and (when there are sets) ``rare``.
 
-    Simulated: write the cohort to ``<curated>/raw`` (overwriting it), then curate it with its rare sets.
-    Real: curate ``data.root`` (resolved from ``root``) into ``<curated>/main``, then draw the rare sets from
-    it into ``<curated>/rare``. Returns {"main": summary, "rare": summary} as the curation functions do.
+    Simulated: write the world to ``<curated>/raw`` (overwriting it), then curate it
+    (:func:`ecgstudy.data.world.curate_world`). Real: curate ``data.root`` (resolved from ``root``) into
+    ``<curated>/main``, draw the rare sets from it into ``<curated>/rare``, curate ``data.foundation`` into
+    ``<curated>/foundation`` (or mark it absent), check that no patient id is in two stores and share the
+    foundation's normalisation statistics. Returns {store: summary} as the curation functions do.
     """
     if cfg.data.source == "simulated":
-        from ecgstudy.simulate import write_cohort
+        from ecgstudy.simulate import write_world
 
-        raw = write_cohort(cfg.simulate, curated / "raw", seed=cfg.seed, overwrite=True)
-        return curation.curate_cohort(raw, curated, cfg.curate, seed=cfg.seed)
+        raw = write_world(cfg.simulate, curated / "raw", seed=cfg.seed, overwrite=True)
+        return world.curate_world(raw, curated, cfg.curate, seed=cfg.seed)
+    found = cfg.data.foundation
+    same_ids = found is not None and found.source == cfg.data.source  # other readers' ids are other id spaces
+    if same_ids:  # one dataset family split in two (e.g. two MIMIC folders): no patient may be in both
+        world.check_disjoint_catalogs({"foundation": (found.source, [resolve(found.root, root)]),
+                                       "main": (cfg.data.source, [resolve(cfg.data.root, root)])})
     summaries = {"main": curation.curate(cfg.data.source, resolve(cfg.data.root, root), curated / "main", cfg.curate,
                                          seed=cfg.seed)}
     summaries["rare"] = rare_sets.build_rare_store(curated / "main", curated / "rare", cfg.curate.rare_sets,
                                                    seed=cfg.seed)
+    stores = [curated / "main"] + ([curated / "rare"] if (curated / "rare" / "meta.json").is_file() else [])
+    if found is None:
+        world.mark_no_foundation(curated / "foundation", "data.foundation is null")
+        return summaries
+    summaries["foundation"] = curation.curate(found.source, resolve(found.root, root), curated / "foundation",
+                                              world.foundation_config(cfg.curate), seed=cfg.seed, role="foundation")
+    if same_ids:
+        world.check_disjoint_stores([curated / "foundation", *stores])
+    world.share_stats(curated / "foundation", [curated / "foundation", *stores])
     return summaries
 
 
+def open_stores(curated: Path) -> dict[str, Store]:
+    """The curated stores that hold records, by name (``foundation`` only when a corpus was curated)."""
+    out = {}
+    for name in ("foundation", "main", "rare"):
+        meta = curated / name / "meta.json"
+        if meta.is_file() and json.loads(meta.read_text()).get("role") != "none":
+            out[name] = Store(curated / name)
+    return out
+
+
 def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
-    """Curate the source, describe the main store, write every table, the gallery and the metrics JSON.
+    """Curate the source, describe the stores, write every table, the gallery and the metrics JSON.
 
     Parameters
     ----------
@@ -100,19 +138,30 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
     curated = resolve(cfg.data.curated, root)
     summaries = curate_source(cfg, curated, root)
     real = cfg.data.source != "simulated"
-    store = Store(curated / "main")
+    stores = open_stores(curated)
+    store = stores["main"]
     codes = describe.gallery_codes(store)
     result = CurateResult(
         store=store,
         summaries=summaries,
         exclusions={name: curation.summary_table(summary) for name, summary in summaries.items()},
         splits=describe.split_table(store),
-        prevalence=describe.prevalence_table(store, by="site"),
+        prevalence=describe.prevalence_by_store(stores),
+        separability=site_shift.separability_table(stores, seed=cfg.seed, max_records=SEPARABILITY_RECORDS),
         intervals=measure.interval_table(store, codes, n_per_code=INTERVALS_PER_CODE, seed=cfg.seed),
         rare_table=rare_sets.set_table(summaries["rare"]) if real else None,
         metrics={},
     )
     result.metrics = describe.curation_metrics(store, summaries, result.intervals)
+    result.metrics["site_separability"] = {
+        f"{row.store}_{row.grouping}": {"balanced_accuracy": row.balanced_accuracy, "chance": row.chance,
+                                        "n_sites": int(row.n_sites)}
+        for row in result.separability.itertuples()
+    }
+    result.metrics["stores"] = {name: {"role": s.role, "records": len(s), "patients": int(s.records["patient_id"].nunique()),
+                                       "splits": {k: int(v) for k, v in s.records["split"].value_counts().sort_index().items()}}
+                                for name, s in stores.items()}
+    result.metrics["normalisation_fitted_on"] = (store.normalisation_stats or {}).get("fitted_on")
     write_tables(result, out)
     result.figures["ecg_per_condition"] = draw_gallery(store, codes, out.figure("ecg_per_condition"))
     out.write_metrics(result.metrics)
@@ -127,6 +176,7 @@ def write_tables(result: CurateResult, out: StageOutputs) -> None:
         table.to_csv(out.tables / f"exclusions_{name}.csv", index=False)
     result.splits.to_csv(out.tables / "splits_by_site.csv")
     result.prevalence.to_csv(out.tables / "prevalence_by_site.csv")
+    result.separability.to_csv(out.tables / "site_separability.csv", index=False)
     result.intervals.to_csv(out.tables / "intervals_by_condition.csv")
 
 

@@ -58,6 +58,7 @@ class ObjectiveOptions:
 class ProbeConfig:
     """The comparison: a linear probe on each frozen encoder's embeddings vs the same architecture at random init."""
 
+    store: str = "main"  # downstream store probed: heads train on its train split, scored on its val split
     task: str = "all"  # label task probed (ecgstudy.data.labels.TASKS)
     min_positives: int = 10  # labels with at least this many train positives
     optim: TrainConfig = field(
@@ -84,7 +85,7 @@ class ProbeConfig:
 class PretrainConfig:
     """params.yaml ``pretrain`` section."""
 
-    store: str = "main"  # store folder under data.curated
+    store: str = "foundation"  # store folder under data.curated: the foundation corpus only (refused otherwise)
     runs: list[PretrainRun] = field(
         default_factory=lambda: [
             PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny"),

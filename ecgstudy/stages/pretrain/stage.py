@@ -269,6 +269,7 @@ def run_pretrain(
     models_dir: str | Path,
     *,
     seed: int,
+    probe_store_dir: str | Path | None = None,
     plots_dir: str | Path | None = None,
     resume_dir: str | Path | None = None,
 ) -> PretrainResult:
@@ -277,7 +278,11 @@ def run_pretrain(
     Parameters
     ----------
     store_dir
-        Curated store (docs/architecture.md, "Curated store") with signals (N, 12, T) at fs Hz and train/val splits.
+        Curated store pretrained on (docs/architecture.md, "Curated store") with signals (N, 12, T) at fs Hz
+        and train/val splits: the foundation corpus. A store whose meta.json names another role is refused.
+    probe_store_dir
+        Downstream store of the probe comparison (train -> val); default ``store_dir`` (stores without a
+        role, as in tests). A foundation store is refused: probes never score pretraining records.
     models_dir
         Folder for ``<run>.pt`` and ``encoder.pt``.
     plots_dir
@@ -292,6 +297,13 @@ def run_pretrain(
 
     set_threads(cfg.num_threads)
     store = Store(store_dir)
+    probe_store = Store(probe_store_dir) if probe_store_dir is not None else store
+    if store.role not in (None, "foundation"):
+        raise ValueError(f"pretrain.store: {store.path} has role {store.role!r}; pretraining reads only a foundation "
+                         "corpus, never downstream or external records")
+    if probe_store.role == "foundation":
+        raise ValueError(f"pretrain.probe.store: {probe_store.path} is a foundation corpus; the probe comparison "
+                         "trains and scores on a downstream store")
     models_dir = Path(models_dir)
     if cfg.resume and resume_dir is None:
         resume_dir = resolve(RESUME_DIR)
@@ -306,7 +318,7 @@ def run_pretrain(
     if not distributed.info().is_main:  # other torchrun processes only helped train
         return PretrainResult(runs=runs, comparison=pd.DataFrame(), checkpoint=kept, metrics={})
     shutil.copyfile(runs[cfg.keep].checkpoint, kept)
-    comparison, scores = probe_comparison({name: r.checkpoint for name, r in runs.items()}, store, cfg.probe, seed=seed,
+    comparison, scores = probe_comparison({name: r.checkpoint for name, r in runs.items()}, probe_store, cfg.probe, seed=seed,
                                           device=cfg.optim.device, bf16=cfg.optim.bf16)
     write_encoder_cards(runs, kept, cfg.keep, store, comparison)
     return PretrainResult(runs=runs, comparison=comparison, checkpoint=kept, metrics=_metrics(cfg, runs, comparison),
@@ -367,8 +379,10 @@ def run(cfg, root: Path | None = None) -> PretrainResult:
     ``reports/metrics/pretrain.json``. Under torchrun only the main process writes.
     """
     out = stage_outputs("pretrain", root, models=True, plots=True)
-    store_dir = artifacts.store_path(cfg.data.curated, cfg.pretrain.store, out.root)
-    result = run_pretrain(cfg.pretrain, store_dir, out.models, seed=cfg.seed, plots_dir=out.plots)
+    store_dir = artifacts.pretraining_store(cfg.data.curated, cfg.pretrain.store, out.root)
+    probe_dir = artifacts.store_path(cfg.data.curated, cfg.pretrain.probe.store, out.root)
+    result = run_pretrain(cfg.pretrain, store_dir, out.models, seed=cfg.seed, probe_store_dir=probe_dir,
+                          plots_dir=out.plots)
     if distributed.info().is_main:
         result.figures = write_outputs(result, out)
     return result
