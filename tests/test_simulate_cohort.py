@@ -160,12 +160,13 @@ def test_rare_sets(world, cohort):
     assert (rare / db.filename_hr.iloc[0]).with_suffix(".dat").is_file()
     truth = pd.read_parquet(rare / "ground_truth.parquet")
     assert truth.ecg_id.tolist() == db.index.tolist()
+    by_id = truth.set_index("ecg_id")
     for ecg_id, row in db.iterrows():  # cases carry the rare code in their truth, controls do not
-        assert (row.case_control_set in json.loads(truth.set_index("ecg_id").true_scp_codes[ecg_id])) == (
+        assert (row.case_control_set in json.loads(by_id.true_scp_codes[ecg_id])) == (
             row.case_control_set in ast.literal_eval(row.scp_codes)
         )
-        expression = json.loads(truth.ecg_expression[ecg_id - 1])  # what the ECG shows, kept apart
-        assert set(expression) <= set(json.loads(truth.true_scp_codes[ecg_id - 1]))
+        expression = json.loads(by_id.ecg_expression[ecg_id])  # what the ECG shows, kept apart
+        assert set(expression) <= set(json.loads(by_id.true_scp_codes[ecg_id]))
         assert not expression or row.case_control_set in ast.literal_eval(row.scp_codes)
 
 
