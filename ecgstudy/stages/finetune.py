@@ -102,9 +102,9 @@ class FinetuneConfig:
     eval_aggregate: Literal["max", "mean"] = "max"  # per-record aggregation of the window probabilities (benchmark: max)
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            epochs=8, min_steps=100, batch_size=64, lr=1e-3, warmup_frac=0.1, patience=3, max_evals=8
+            epochs=6, min_steps=100, batch_size=64, lr=1e-3, warmup_frac=0.1, patience=3, max_evals=6
         )
-    )  # full fine-tunes (lr: finetune.lr_grid searches it); min_steps gives small fractions enough updates; 8 epochs keep 4 strategies x 3 fractions x (2 lrs + 2 repeats) near 12 min on 2 cores
+    )  # full fine-tunes (lr: finetune.lr_grid searches it); min_steps gives small fractions enough updates; 6 epochs keep 4 strategies x 3 fractions x (2 lrs + 2 repeats) near 11 min on 2 cores
     probe: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             epochs=100, min_steps=300, batch_size=256, lr=1e-2, warmup_frac=0.0, patience=10, bf16=False, progress=False

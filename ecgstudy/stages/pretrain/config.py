@@ -99,7 +99,7 @@ class PretrainConfig:
     objectives: ObjectiveOptions = field(default_factory=ObjectiveOptions)  # per-objective options
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # augmentations + RLM shared by the objectives
     splits: list[str] = field(default_factory=lambda: ["train"])  # records pretrained on: train only (val selects models and scores the probe comparison; test and external are evaluated)
-    steps: int = 240  # optimiser steps of EVERY run (matched compute: steps x optim.batch_size samples seen by each objective); ~11 min for the five default runs on 2 cores; 0 = epochs decide
+    steps: int = 150  # optimiser steps of EVERY run (matched compute: steps x optim.batch_size samples seen by each objective, ~2.7 passes over the default foundation train split); sized for the 40-min study on 2 cores; 0 = epochs decide
     optim: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=30, batch_size=128, lr=2e-3, warmup_frac=0.05, patience=0)
     )  # shared by the runs (a run may override epochs and lr)
