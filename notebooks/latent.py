@@ -14,11 +14,13 @@
 # # Latent space: what has the pretrained encoder learned to tell apart?
 #
 # ECG-FM's latent analysis asks whether records with the same diagnosis sit together in the embedding
-# space of a self-supervised encoder. Here the pretrained encoder and a randomly initialised encoder of
-# the same architecture (the baseline every self-supervised claim must beat: random convolutional
-# features are already informative) embed the same records. A k-nearest-neighbour probe, fitted on the
-# training split and scored on the test split, measures how much diagnostic information the raw
-# neighbourhoods hold (macro AUROC, no training of any head). UMAP draws the test split and the external
+# space of a self-supervised encoder. Here the pretrained encoder and its random-init twin (the
+# pretraining run's own initial weights, batch norm re-estimated on the same records: the baseline every
+# self-supervised claim must beat, since random convolutional features are already informative) embed the
+# same records. A k-nearest-neighbour probe, fitted on the training split and scored on the test split,
+# measures how much diagnostic information the raw neighbourhoods hold (macro AUROC and AUPRC over a fixed
+# label set, no training of any head); intervals and the paired difference pretrained - random init come
+# from resampling the test sample's patients. UMAP draws the test split and the external
 # site, coloured by diagnostic superclass and by recording site: a good foundation encoder groups
 # diagnoses, and ideally does not separate sites (a k-NN site classifier near chance).
 

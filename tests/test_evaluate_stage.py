@@ -116,7 +116,15 @@ def test_claims_have_a_number_interval_label_count_and_verdict(result):
     assert table.loc["label_efficiency", "verdict"] == claims.REPRODUCED
     assert table.loc["foundation_vs_scratch", "verdict"] == claims.REPRODUCED
     assert table.loc["saliency_localisation", "verdict"] == claims.INCONCLUSIVE
+    ig = sf.SALIENCY["paired"]["integrated_gradients"]["auroc"]  # vs the |x| baseline, not vs 0.5
+    assert table.loc["saliency_localisation", ["estimate", "low", "high", "level", "family_size"]].tolist() == [
+        ig["diff"], ig["low"], ig["high"], ig["level"], ig["family_size"]]
+    assert table.loc["saliency_localisation", "n_labels"] == sf.SALIENCY["n_conditions"]
+    assert "60 (record, condition) pairs of 40 patients" in table.loc["saliency_localisation", "note"]
     assert table.loc["latent_structure", "estimate"] == sf.LATENT["knn_auroc_gain_over_random"]
+    assert table.loc["latent_structure", "verdict"] == claims.REPRODUCED  # [0.02, 0.08] reaches min_effect 0.01
+    assert table.loc["latent_structure", ["n_labels", "repeats", "level"]].tolist() == [18, 1, 0.95]
+    assert "900 patients" in table.loc["latent_structure", "note"]
     assert table.loc["generative_vs_contrastive", "note"] == "same encoder"
     flipped = result.probe_comparisons.query("kind == 'between_runs' and metric == 'auroc'").iloc[0]
     assert (flipped["a"], flipped["b"]) == ("cmsc", "mae")  # the claim reads mae - cmsc: sign flipped
@@ -124,6 +132,13 @@ def test_claims_have_a_number_interval_label_count_and_verdict(result):
     assert table.loc["generative_vs_contrastive", "low"] == pytest.approx(-flipped["high"])
     missing = evaluate.evaluate_scores(CFG, sf.probe_scores(), sf.finetune_scores(), sf.transfer_scores(), seed=0)
     assert (missing.claims.set_index("claim").loc[["latent_structure", "saliency_localisation"], "verdict"]
+            == claims.NOT_EVALUATED).all()
+    # metrics written before patient-level statistics (record bootstrap, IG vs chance) are not read as evidence
+    old_latent = {k: v for k, v in sf.LATENT.items() if k != "statistics"}
+    old_saliency = {k: v for k, v in sf.SALIENCY.items() if k != "paired"}
+    stale = evaluate.evaluate_scores(CFG, sf.probe_scores(), sf.finetune_scores(), sf.transfer_scores(), seed=0,
+                                     latent=old_latent, saliency=old_saliency)
+    assert (stale.claims.set_index("claim").loc[["latent_structure", "saliency_localisation"], "verdict"]
             == claims.NOT_EVALUATED).all()
 
 

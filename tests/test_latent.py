@@ -101,17 +101,17 @@ def test_standardise_uses_the_reference_statistics():
 
 
 def test_random_init_encoder_is_seeded_and_same_architecture():
-    from ecgstudy.models import build_encoder
+    from ecgstudy.models import build_encoder, random_init_like
 
     trained = build_encoder("net1d", "tiny")
     info = {"kind": "encoder", "spec": trained.spec_dict}
-    a, b, c = latent.random_init_like(info, 0), latent.random_init_like(info, 0), latent.random_init_like(info, 1)
+    a, b, c = random_init_like(info, 0), random_init_like(info, 0), random_init_like(info, 1)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert {k: v.shape for k, v in sa.items()} == {k: v.shape for k, v in trained.state_dict().items()}
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
     clf_info = {"kind": "classifier", "spec": {"encoder": trained.spec_dict, "n_labels": 3}}
-    assert latent.random_init_like(clf_info, 0).state_dict().keys() == sa.keys()
+    assert random_init_like(clf_info, 0).state_dict().keys() == sa.keys()
 
 
 def test_config_is_strict():
@@ -126,9 +126,11 @@ def test_config_is_strict():
         config.from_dict(latent.LatentConfig, {"eval_split": "train"}, "latent")
 
 
-def _tiny_repo(root):
+def _tiny_repo(root, twin=True):
     """A repository root holding what the latent stage reads: the curated store ``data/curated/main`` (160
-    synthetic records, 100 Hz, 10 s) and the kept pretraining encoder ``models/pretrain/encoder.pt``."""
+    synthetic records, 100 Hz, 10 s, two records per patient), the kept pretraining encoder
+    ``models/pretrain/encoder.pt`` of run ``tiny`` and (``twin``) that run's random-init twin
+    ``models/pretrain/tiny.random_init.pt`` (other weights: a stand-in for pretraining)."""
     from _store_builder import build_store
 
     from ecgstudy.data.store import Store
@@ -136,14 +138,18 @@ def _tiny_repo(root):
     from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
 
     store = Store(build_store(root / "data" / "curated" / "main", n_records=160, seed=2))
+    provenance = {"config": {"run": {"name": "tiny"}}, "preprocessing": preprocessing_spec(store.meta), "labels": []}
     torch.manual_seed(0)
-    save_checkpoint(root / "models" / "pretrain" / "encoder.pt", build_encoder("net1d", "tiny"), config={},
-                    preprocessing=preprocessing_spec(store.meta), labels=[])
+    save_checkpoint(root / "models" / "pretrain" / "encoder.pt", build_encoder("net1d", "tiny"), **provenance)
+    if twin:
+        torch.manual_seed(1)
+        save_checkpoint(root / "models" / "pretrain" / "tiny.random_init.pt", build_encoder("net1d", "tiny"),
+                        **provenance, extra={"random_init_of": "tiny"})
     return store
 
 
 TINY = {"max_probe_records": 60, "max_eval_records": 30, "min_positives": 2, "k": 5, "umap_neighbors": 5,
-        "umap_epochs": 20, "batch_size": 32}
+        "umap_epochs": 20, "batch_size": 32, "n_boot": 300}
 
 
 def test_encoder_is_a_pretraining_run_checked_against_pretrain_runs():
@@ -152,7 +158,8 @@ def test_encoder_is_a_pretraining_run_checked_against_pretrain_runs():
     from ecgstudy.stages import artifacts
 
     assert latent.LatentConfig().encoder == artifacts.KEEP
-    pretrain = SimpleNamespace(runs=[SimpleNamespace(name="cmsc"), SimpleNamespace(name="mae")])
+    pretrain = SimpleNamespace(store=artifacts.FOUNDATION_STORE, probe=SimpleNamespace(store="main"),
+                               runs=[SimpleNamespace(name="cmsc"), SimpleNamespace(name="mae")])
     artifacts.check_links({"pretrain": pretrain, "latent": latent.LatentConfig(encoder="mae")})
     with pytest.raises(ValueError, match="latent.encoder"):
         artifacts.check_links({"pretrain": pretrain, "latent": latent.LatentConfig(encoder="models/pretrain/encoder.pt")})
@@ -183,7 +190,9 @@ def test_latent_stage_on_a_tiny_store(tmp_path, monkeypatch):
     store = _tiny_repo(tmp_path)
     monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
     cfg = config.stage_config("latent", {"seed": 0, "data": {}, "latent": TINY})
+    threads = torch.get_num_threads()
     result = latent.run(cfg)
+    assert torch.get_num_threads() == threads  # numba's OpenMP layer must not change torch's threads (UMAP input bits)
     labelled = store.label_matrix().any(axis=1)  # records without any label leave the task
     n_test = min(30, int(labelled[store.indices("test")].sum()))
     n_ext = min(30, int(labelled[store.indices("external")].sum()))
@@ -196,11 +205,23 @@ def test_latent_stage_on_a_tiny_store(tmp_path, monkeypatch):
     assert np.isfinite(coords[["umap_x", "umap_y"]].to_numpy()).all()
     m = result.metrics
     assert m["n_probe"] == 60 and m["n_eval"] == n_test and m["embed_dim"] == 256
+    assert m["baseline_init"].startswith("twin tiny.random_init.pt")
+    stats = m["statistics"]
+    assert stats["n_boot"] == 300 and stats["repeats"] == 1 and stats["n_records"] == n_test
+    assert stats["n_patients"] < n_test  # two records per patient: patients are resampled, not records
+    assert stats["label_set"]["n_labels"] == m["n_labels"] == len(stats["label_set"]["labels"]) > 0
+    counts = result.probe.drop_duplicates("label").set_index("label")
+    assert list(counts.index) == stats["label_set"]["labels"]  # the fixed label set, decided from counts:
+    assert (counts["n_pos_test"] >= 2).all() and (n_test - counts["n_pos_test"] >= 2).all()
+    assert (counts["n_pos_train"] >= 2).all()
     for enc in latent.ENCODERS:
-        assert m[enc]["knn_macro_auroc_low"] <= m[enc]["knn_macro_auroc"] <= m[enc]["knn_macro_auroc_high"]
-        per_label = result.probe[result.probe["encoder"] == enc]["auroc"]
-        assert m[enc]["knn_macro_auroc"] == pytest.approx(per_label.mean())
-    assert m["knn_auroc_gain_low"] <= m["knn_auroc_gain_over_random"] <= m["knn_auroc_gain_high"]
+        per_label = result.probe[result.probe["encoder"] == enc]
+        for metric in ("auroc", "auprc"):
+            assert m[enc][f"knn_macro_{metric}_low"] <= m[enc][f"knn_macro_{metric}"] <= m[enc][f"knn_macro_{metric}_high"]
+            assert m[enc][f"knn_macro_{metric}"] == pytest.approx(per_label[metric].mean())
+    for metric in ("auroc", "auprc"):
+        assert m[f"knn_{metric}_gain_low"] <= m[f"knn_{metric}_gain_over_random"] <= m[f"knn_{metric}_gain_high"]
+        assert m[f"knn_{metric}_gain_level"] == 0.95 and 0 <= m[f"knn_{metric}_gain_p_value"] <= 1
     assert set(result.subtitles) == set(latent.ENCODERS)
     assert set(result.probe["encoder"]) == set(latent.ENCODERS)
     assert m["knn_auroc_gain_over_random"] == pytest.approx(
@@ -208,7 +229,8 @@ def test_latent_stage_on_a_tiny_store(tmp_path, monkeypatch):
     # every output of the stage, under the temporary root
     reports = tmp_path / "reports"
     table = pd.read_csv(reports / "tables" / "latent" / "knn_probe.csv")
-    assert list(table.columns) == ["label", "n_pos_train", "n_pos_test", "auroc_pretrained", "auroc_random_init"]
+    assert list(table.columns) == ["label", "n_pos_train", "n_pos_test", "auroc_pretrained", "auroc_random_init",
+                                   "auprc_pretrained", "auprc_random_init"]
     assert len(pd.read_csv(reports / "plots" / "latent" / "umap_coordinates.csv")) == len(coords)
     assert result.figures == {"umap": reports / "figures" / "latent" / "umap.png",
                               "knn_probe_auroc": reports / "figures" / "latent" / "knn_probe_auroc.png"}
@@ -220,3 +242,59 @@ def test_latent_stage_on_a_tiny_store(tmp_path, monkeypatch):
     assert repr(again.metrics) == repr(m)
     pd.testing.assert_frame_equal(again.coords, coords, check_exact=True)
     pd.testing.assert_frame_equal(again.probe, result.probe, check_exact=True)
+
+
+def test_latent_refuses_an_encoder_without_its_random_init_twin(tmp_path, monkeypatch):
+    from ecgstudy.stages.artifacts import MissingArtifact
+
+    _tiny_repo(tmp_path, twin=False)
+    monkeypatch.setenv("ECGSTUDY_ROOT", str(tmp_path))
+    cfg = config.stage_config("latent", {"seed": 0, "data": {}, "latent": TINY})
+    with pytest.raises(MissingArtifact, match=r"tiny\.random_init\.pt not found.*'pretrain' stage"):
+        latent.run(cfg)
+    assert not (tmp_path / "reports").exists()
+
+
+def _sample(y, patients):
+    n = len(y)
+    rows = np.arange(n)
+    return latent.Sample(rows[:0], rows, {"test": rows}, y, [f"l{j}" for j in range(y.shape[1])],
+                         np.full(n, "s"), np.full(n, "d"), np.array([f"r{i}" for i in rows]), np.asarray(patients))
+
+
+def test_probe_statistics_resample_patients_and_pair_the_encoders():
+    rng = np.random.default_rng(3)
+    n, labels = 80, 3
+    y = (rng.random((n, labels)) < 0.3).astype(int)
+    good = y + 0.8 * rng.random((n, labels))  # informative scores
+    noise = rng.random((n, labels))
+    cfg = latent.LatentConfig(n_boot=400)
+    once = latent.probe_statistics(_sample(y, np.arange(n)), {"pretrained": good, "random_init": noise}, cfg, seed=0)
+    # every patient recorded twice (identical records): the same patients are drawn, so identical numbers;
+    # a record-level bootstrap would see twice the sample and give narrower intervals
+    twice = latent.probe_statistics(_sample(np.repeat(y, 2, axis=0), np.repeat(np.arange(n), 2)),
+                                    {"pretrained": np.repeat(good, 2, axis=0), "random_init": np.repeat(noise, 2, axis=0)},
+                                    cfg, seed=0)
+    for key in ("pretrained", "random_init"):
+        assert twice[key] == pytest.approx(once[key])
+    for key in ("knn_auroc_gain_over_random", "knn_auroc_gain_low", "knn_auroc_gain_high", "knn_auprc_gain_low"):
+        assert twice[key] == pytest.approx(once[key])
+    assert twice["statistics"]["n_records"] == 2 * n and twice["statistics"]["n_patients"] == n
+    assert once["knn_auroc_gain_low"] > 0.2  # informative vs noise: the paired interval excludes 0
+    assert once["knn_auroc_gain_over_random"] == pytest.approx(
+        once["pretrained"]["knn_macro_auroc"] - once["random_init"]["knn_macro_auroc"])
+    # the other seed draws other patients
+    other = latent.probe_statistics(_sample(y, np.arange(n)), {"pretrained": good, "random_init": noise}, cfg, seed=1)
+    assert other["knn_auroc_gain_low"] != once["knn_auroc_gain_low"]
+    assert other["knn_auroc_gain_over_random"] == once["knn_auroc_gain_over_random"]
+
+
+def test_probe_statistics_skip_labels_missing_a_class_without_redraw():
+    y = np.zeros((30, 2), int)
+    y[:, 0] = np.arange(30) % 2
+    y[0, 1] = 1  # one positive: absent from about a third of the resamples
+    scores = np.random.default_rng(0).random((30, 2))
+    out = latent.probe_statistics(_sample(y, np.arange(30)), {"pretrained": scores, "random_init": scores[::-1]},
+                                  latent.LatentConfig(n_boot=300), seed=0)
+    skipped = out["statistics"]["skipped_label_draws"]
+    assert 50 < skipped < 200  # ~ 300 x (29/30)^30 = 108 resamples without the positive, none redrawn

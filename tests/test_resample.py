@@ -118,3 +118,14 @@ def test_percentile_interval_is_symmetric_order_statistics():
     assert multiplicity.percentile_interval(values, 0.9) == (5.0, 96.0)
     assert multiplicity.percentile_interval(values, 0.999) == (1.0, 100.0)
     assert multiplicity.bootstrap_p(values) == 0.0 and multiplicity.bootstrap_p(values - 50.5) == 1.0
+
+
+def test_weighted_means_leave_out_undefined_values_and_match_repeated_rows():
+    values = np.array([1.0, np.nan, 3.0, 5.0])
+    w = np.array([[1, 2, 0], [4, 4, 4], [1, 0, 0], [1, 1, 0]])
+    got = resample.weighted_means(values, w)
+    # column 0: plain mean of the finite values; column 1: rows repeated by weight; column 2: nothing finite
+    assert got[0] == pytest.approx(3.0) and got[1] == pytest.approx(np.mean([1.0, 1.0, 5.0]))
+    assert np.isnan(got[2])
+    with pytest.raises(ValueError, match="3 values for 4 weight rows"):
+        resample.weighted_means(values[:3], w)

@@ -112,14 +112,57 @@ def test_summary_bootstrap_is_seeded_and_brackets_the_mean():
              "enrichment": rng.gamma(2.0) * (3 if m == "integrated_gradients" else 1), "auroc": rng.random()}
             for p in range(40) for m, q in (("integrated_gradients", 0.7), ("random", 0.1))]
     scores = pd.DataFrame(rows)
-    a = attribution.summarise_scores(scores, 100, np.random.default_rng(1))
-    b = attribution.summarise_scores(scores, 100, np.random.default_rng(1))
+    a = attribution.summarise_scores(scores, attribution.pair_weights(scores, 100, np.random.default_rng(1)))
+    b = attribution.summarise_scores(scores, attribution.pair_weights(scores, 100, np.random.default_rng(1)))
     pd.testing.assert_frame_equal(a, b)
+    assert attribution.summarise_scores(scores)["auroc_lo"].isna().all()  # no weights: no interval
     assert list(a["method"]) == ["integrated_gradients", "random"]
     for s in attribution.SCORES:
         assert (a[f"{s}_lo"] <= a[s]).all() and (a[s] <= a[f"{s}_hi"]).all()
     ig = scores[scores["method"] == "integrated_gradients"]
     assert a.loc[0, "enrichment"] == pytest.approx(ig["enrichment"].mean())
+
+
+def _paired_scores(rng, n_pairs, pairs_per_patient, ig_gain):
+    """Scores of IG, gradient x input and the |x| baseline per pair: IG = baseline + ig_gain + noise,
+    gradient x input = baseline + noise; pairs grouped ``pairs_per_patient`` to a patient (shared offset)."""
+    patient = np.arange(n_pairs) // pairs_per_patient
+    offset = rng.normal(0, 0.1, size=patient.max() + 1)[patient]  # patients differ: pairs are not independent
+    base = np.clip(0.6 + offset + rng.normal(0, 0.02, n_pairs), 0, 1)
+    rows = []
+    for p in range(n_pairs):
+        for method, value in (("signal_magnitude", base[p]), ("integrated_gradients", base[p] + ig_gain + offset[p]),
+                              ("gradient_x_input", base[p] + rng.normal(0, 0.01))):
+            rows.append({"pair": p, "method": method, "patient_id": f"p{patient[p]}",
+                         **{s: value for s in attribution.SCORES}})
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_to_the_signal_magnitude_baseline_resamples_patients():
+    rng = np.random.default_rng(0)
+    scores = _paired_scores(rng, 60, 3, ig_gain=0.08)
+    w = attribution.pair_weights(scores, 500, np.random.default_rng(1))
+    assert w.shape == (60, 500)
+    assert (w[0::3] == w[1::3]).all() and (w[0::3] == w[2::3]).all()  # the pairs of a patient move together
+    table = attribution.compare_to_baseline(scores, w).set_index(["method", "score"])
+    ig, gxi = table.loc[("integrated_gradients", "auroc")], table.loc[("gradient_x_input", "auroc")]
+    ig_minus_base = (scores.query("method == 'integrated_gradients'")["auroc"].to_numpy()
+                     - scores.query("method == 'signal_magnitude'")["auroc"].to_numpy())
+    assert ig["diff"] == pytest.approx(ig_minus_base.mean()) and ig["n_pairs"] == 60
+    assert ig["baseline"] == attribution.BASELINE and ig["family_size"] == 2
+    assert ig["low"] > 0 and ig["p_holm"] < 0.05  # IG beats |x| by a real margin
+    assert gxi["low"] < 0 < gxi["high"]  # gradient x input is |x| plus noise: no difference
+    assert ig["low"] <= ig["low_unadj"] <= ig["diff"] <= ig["high_unadj"] <= ig["high"]
+    # clustering matters: the same pairs resampled one by one (each its own patient) give a narrower interval
+    alone = scores.drop(columns="patient_id")
+    narrow = attribution.compare_to_baseline(alone, attribution.pair_weights(alone, 500, np.random.default_rng(1)))
+    narrow = narrow.set_index(["method", "score"]).loc[("integrated_gradients", "auroc")]
+    assert narrow["high_unadj"] - narrow["low_unadj"] < 0.8 * (ig["high_unadj"] - ig["low_unadj"])
+    # a pair whose score is undefined for one map leaves the paired difference
+    scores.loc[(scores["pair"] == 0) & (scores["method"] == "signal_magnitude"), "auroc"] = np.nan
+    again = attribution.compare_to_baseline(scores, w).set_index(["method", "score"])
+    assert again.loc[("integrated_gradients", "auroc"), "n_pairs"] == 59
+    assert again.loc[("integrated_gradients", "auroc"), "diff"] == pytest.approx(ig_minus_base[1:].mean())
 
 
 def test_synthetic_check_finds_the_known_region():
@@ -234,6 +277,15 @@ def test_saliency_stage_on_a_tiny_store(masked_repo):
     assert result.metrics["ig_completeness_error_median"] < 0.05
     assert result.scores.loc[result.scores["method"] != "integrated_gradients", "completeness_error"].isna().all()
     assert "synthetic_check" not in result.metrics and result.validity is None
+    paired = result.metrics["paired"]
+    assert set(paired) == {"integrated_gradients", "gradient_x_input"} and result.metrics["baseline"]["method"] == "signal_magnitude"
+    ig = paired["integrated_gradients"]["auroc"]
+    mean = result.scores.pivot(index="pair", columns="method", values="auroc")
+    assert ig["diff"] == pytest.approx((mean["integrated_gradients"] - mean["signal_magnitude"]).mean())
+    assert ig["low"] <= ig["diff"] <= ig["high"] and ig["family_size"] == 2
+    n_patients = result.metrics["n_patients"]
+    assert 0 < n_patients <= result.metrics["n_records"]
+    assert result.metrics["statistics"]["n_boot"] == 20
     assert not result.figures and not result.example_figures and result.metrics_file is None  # explain writes nothing
     again = saliency.explain(cfg, store_dir, ckpt, seed=0)
     pd.testing.assert_frame_equal(result.scores, again.scores)
@@ -263,7 +315,7 @@ def test_run_writes_every_output(masked_repo, monkeypatch):
     assert result.metrics == expected.metrics
     tables, plots = root / "reports" / "tables" / "saliency", root / "reports" / "plots" / "saliency"
     assert sorted(p.name for p in tables.iterdir()) == [
-        "methods_summary.csv", "per_condition.csv", "synthetic_check.csv"]
+        "methods_summary.csv", "paired_vs_baseline.csv", "per_condition.csv", "synthetic_check.csv"]
     assert sorted(p.name for p in plots.iterdir()) == ["pair_scores.csv"]
     assert result.tables == {p.stem: p for p in [*tables.iterdir(), *plots.iterdir()]}
     assert len(pd.read_csv(plots / "pair_scores.csv")) == len(result.scores)
@@ -287,6 +339,9 @@ def test_run_writes_every_output(masked_repo, monkeypatch):
     assert written["integrated_gradients"]["enrichment"] == pytest.approx(
         result.metrics["integrated_gradients"]["enrichment"], abs=1e-4)
     assert written["synthetic_check"]["heldout_accuracy"] > 0.9
+    assert written["paired"]["integrated_gradients"]["auroc"]["diff"] == pytest.approx(
+        result.metrics["paired"]["integrated_gradients"]["auroc"]["diff"], abs=1e-4)
+    assert len(pd.read_csv(tables / "paired_vs_baseline.csv")) == 2 * len(attribution.SCORES)
 
     other = config.stage_config("saliency", {"seed": 0, "saliency": {**section, "classifier": {"fraction": 0.25}}})
     with pytest.raises(MissingArtifact, match=r"models/finetune/pretrained_0.25.pt not found.*'finetune' stage"):

@@ -11,6 +11,12 @@ pointing game (is argmax(s) inside the mask; chance ~ the mask's share of the EC
 ``s`` inside the mask) and enrichment (mass fraction / mask share; chance 1), and the AUROC of ``s`` as a
 detector of mask samples (chance 0.5).
 
+Statistics over the scored (record, condition) pairs resample the pairs' *patients* (cluster bootstrap,
+:func:`pair_weights`), the same draws for every method: per-method means with intervals
+(:func:`summarise_scores`) and paired differences of each attribution method against the stated
+baseline :data:`BASELINE`, the signal-magnitude map |x| smoothed like every map, which needs no model
+(:func:`compare_to_baseline`, Holm over the methods compared).
+
 Without ground truth (real data) a map can only be described, not scored: :func:`lead_shares` gives the
 share of |attribution| each lead carries (which leads a model uses for a condition).
 """
@@ -25,11 +31,17 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from ecgstudy.data.leads import LEADS
+from ecgstudy.engine import arms, multiplicity, resample
 
 #: Score columns of :func:`score_map` summarised per method.
 SCORES: tuple[str, ...] = ("pointing_hit_rate", "mass_fraction", "enrichment", "auroc")
 #: Attribution methods and reference maps, in report order.
 METHODS: tuple[str, ...] = ("integrated_gradients", "gradient_x_input", "signal_magnitude", "random")
+#: Attribution methods (they read the model), compared with :data:`BASELINE`.
+ATTRIBUTION_METHODS: tuple[str, ...] = ("integrated_gradients", "gradient_x_input")
+#: The model-free baseline every attribution method must beat: |x| (where the ECG is large), scored exactly
+#: like the attribution maps (same smoothing, same leads, same pairs).
+BASELINE = "signal_magnitude"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,14 +202,36 @@ def score_map(attribution: np.ndarray, mask: np.ndarray, lead_mask: np.ndarray |
             "enrichment": mass / share if share > 0 else float("nan"), "auroc": auroc}
 
 
-def summarise_scores(scores: pd.DataFrame, n_bootstrap: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Mean of each score per method with a 95% bootstrap interval over (record, condition) pairs.
+def pair_weights(scores: pd.DataFrame, n_bootstrap: int, rng: np.random.Generator | np.random.SeedSequence | int
+                 ) -> np.ndarray:
+    """Weights (P, B) int32 of ``n_bootstrap`` cluster-bootstrap resamples of the scored pairs' patients.
+
+    Rows follow the sorted pair ids of ``scores``; the clusters are its ``patient_id`` column (every
+    pair of a drawn patient counts once per draw), or each pair its own cluster when there is none.
+    """
+    pairs = np.sort(scores["pair"].unique())
+    if "patient_id" in scores:
+        clusters = scores.drop_duplicates("pair").set_index("pair")["patient_id"].reindex(pairs).astype(str).to_numpy()
+    else:
+        clusters = pairs.astype(str)
+    return resample.patient_weights(clusters, n_bootstrap, rng)
+
+
+def _values(scores: pd.DataFrame, method: str, pairs: np.ndarray, name: str) -> np.ndarray:
+    """(P,) score ``name`` of ``method`` per pair of ``pairs`` (NaN where undefined or absent)."""
+    table = scores[scores["method"] == method].set_index("pair").reindex(pairs)
+    return table[name].to_numpy(dtype=float)
+
+
+def summarise_scores(scores: pd.DataFrame, weights: np.ndarray | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Mean of each score per method with a percentile interval over resampled pairs.
 
     Parameters
     ----------
     scores : one row per (pair, method): columns ``pair`` (int id), ``method`` and :data:`SCORES`.
-    n_bootstrap : resamples; the same resampled pairs are used for every method (paired comparison).
-    rng : random generator for the resamples.
+    weights : (P, B) resample weights of the sorted pair ids (:func:`pair_weights`), the same for every
+        method (paired); None: no interval (nan).
+    level : interval level.
 
     Returns
     -------
@@ -205,7 +239,6 @@ def summarise_scores(scores: pd.DataFrame, n_bootstrap: int, rng: np.random.Gene
     the pointing game's chance level), and per score ``m``: ``m``, ``m_lo``, ``m_hi``.
     """
     pairs = np.sort(scores["pair"].unique())
-    draws = rng.integers(0, len(pairs), size=(n_bootstrap, len(pairs)))
     present = set(scores["method"])
     rows = []
     for method in [m for m in METHODS if m in present] + sorted(present - set(METHODS)):
@@ -214,20 +247,51 @@ def summarise_scores(scores: pd.DataFrame, n_bootstrap: int, rng: np.random.Gene
                                   "mask_share": float(table["mask_share"].mean()) if "mask_share" in table else np.nan}
         for name in SCORES:
             values = table[name].to_numpy(dtype=float)  # NaN where a score is undefined (e.g. AUROC)
-            row[name] = _nanmean(values[None, :])[0]
-            boot = _nanmean(values[draws]) if n_bootstrap else np.array([np.nan])
-            finite = boot[np.isfinite(boot)]
-            row[f"{name}_lo"] = float(np.percentile(finite, 2.5)) if finite.size else np.nan
-            row[f"{name}_hi"] = float(np.percentile(finite, 97.5)) if finite.size else np.nan
+            row[name] = float(resample.weighted_means(values, np.ones((len(values), 1)))[0])
+            boot = resample.weighted_means(values, weights) if weights is not None else np.array([np.nan])
+            row[f"{name}_lo"], row[f"{name}_hi"] = multiplicity.percentile_interval(boot, level)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    """Row means of a 2-D array ignoring NaN (NaN for an all-NaN row, without a warning)."""
-    counts = np.isfinite(values).sum(axis=1)
-    sums = np.where(np.isfinite(values), values, 0.0).sum(axis=1)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+def compare_to_baseline(scores: pd.DataFrame, weights: np.ndarray, level: float = 0.95,
+                        methods: tuple[str, ...] = ATTRIBUTION_METHODS, baseline: str = BASELINE) -> pd.DataFrame:
+    """Paired differences method - ``baseline`` of every score over the same pairs and patient draws.
+
+    Parameters
+    ----------
+    scores : one row per (pair, method), as for :func:`summarise_scores`.
+    weights : (P, B) resample weights of the sorted pair ids (:func:`pair_weights`).
+    level : family-wise level: Holm (:func:`ecgstudy.engine.arms.adjust_family`) runs over the
+        ``methods`` compared, within each score.
+    methods, baseline : the maps compared (those present in ``scores``).
+
+    Returns
+    -------
+    One row per (method, score): ``method``, ``baseline``, ``score``, ``diff`` (mean over the pairs where
+    both are defined of method - baseline), ``n_pairs`` (those pairs), ``p_value``, ``p_holm``, the
+    Holm-adjusted interval ``low`` / ``high`` at ``level`` (its level), the unadjusted ``low_unadj`` /
+    ``high_unadj`` at ``level``, ``family_size`` and ``n_boot_valid``.
+    """
+    pairs = np.sort(scores["pair"].unique())
+    present = [m for m in methods if m in set(scores["method"])]
+    if baseline not in set(scores["method"]) or not present:
+        return pd.DataFrame()
+    rows = []
+    for name in SCORES:
+        base = _values(scores, baseline, pairs, name)
+        family, boots = [], []
+        for method in present:
+            d = _values(scores, method, pairs, name) - base  # NaN where either is undefined
+            boot = resample.weighted_means(d, weights)
+            family.append({"method": method, "baseline": baseline, "score": name,
+                           "diff": float(resample.weighted_means(d, np.ones((len(d), 1)))[0]),
+                           "n_pairs": int(np.isfinite(d).sum()), "p_value": multiplicity.bootstrap_p(boot),
+                           "n_boot_valid": int(np.isfinite(boot).sum())})
+            boots.append(boot)
+        arms.adjust_family(family, boots, 1.0 - level)
+        rows += family
+    return pd.DataFrame(rows)
 
 
 def attribute_and_score(model: nn.Module, x: torch.Tensor, lead_mask: torch.Tensor | None,

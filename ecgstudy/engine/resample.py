@@ -60,6 +60,22 @@ def repeat_counts(n_repeats: int, n_boot: int, seed: np.random.SeedSequence | in
     return np.bincount(offsets, minlength=n_boot * n_repeats).reshape(n_boot, n_repeats)
 
 
+def weighted_means(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B,) mean of the finite ``values`` (N,) under each column of record weights ``w`` (N, B).
+
+    A value that is nan (undefined for that record) is left out; a column in which no finite value has
+    weight gives nan. ``np.ones((N, 1))`` gives the plain mean of the finite values.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if w.shape[0] != values.shape[0]:
+        raise ValueError(f"{values.shape[0]} values for {w.shape[0]} weight rows")
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0) @ w
+    count = finite.astype(np.float64) @ w
+    return np.divide(total, count, out=np.full(w.shape[1], np.nan), where=count > 0)
+
+
 def weighted_metrics(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
     """AUROC and AUPRC of one label under each column of weights.
 

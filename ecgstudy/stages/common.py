@@ -84,7 +84,8 @@ def check_pretraining_leak(info: dict[str, Any], store: Store, rows_by_split: di
                              f"{store.path}; pretraining must not read an evaluated split (pretrain.splits)")
 
 
-def random_twin(encoder_path: str | Path, info: dict[str, Any], fallback_seed: int | None = None) -> tuple[nn.Module, str]:
+def random_twin(encoder_path: str | Path, info: dict[str, Any], fallback_seed: int | None = None,
+                require: bool = False) -> tuple[nn.Module, str]:
     """The pretrained encoder's random-init twin and how it was built.
 
     The pretrain stage saves, beside each run's checkpoint, the run's own starting weights (the same
@@ -92,7 +93,9 @@ def random_twin(encoder_path: str | Path, info: dict[str, Any], fallback_seed: i
     (:func:`ecgstudy.stages.artifacts.twin_path`): random-init baselines then differ from the pretrained
     encoder by pretraining only. An encoder from elsewhere has no twin: a fresh init with the
     checkpoint's seed (``fallback_seed`` when given, else the checkpoint config's seed or 0) is returned,
-    without batch-norm re-estimation, and the description says so.
+    without batch-norm re-estimation, and the description says so; with ``require`` it raises
+    :class:`ecgstudy.stages.artifacts.MissingArtifact` instead (a stage whose claim is "pretrained vs
+    random init" must not silently compare against a differently built baseline).
     """
     from ecgstudy.models import random_init_like
     from ecgstudy.stages.artifacts import twin_path
@@ -104,6 +107,12 @@ def random_twin(encoder_path: str | Path, info: dict[str, Any], fallback_seed: i
         if twin_info["spec"] != info["spec"]:
             raise ValueError(f"{path}: random-init twin spec {twin_info['spec']} differs from {encoder_path}'s {info['spec']}")
         return twin, f"twin {path.name}: the run's initial weights, batch norm re-estimated on its pretraining records"
+    if require:
+        from ecgstudy.stages.artifacts import MissingArtifact, shown
+
+        where = shown(path) if path is not None else f"a random-init twin of {Path(encoder_path).name} (its config names no run)"
+        raise MissingArtifact(f"{where} not found: the random-init twin is written by the 'pretrain' stage beside "
+                              f"each run's checkpoint; run it first (`make repro STAGE=pretrain`)")
     seed = int(fallback_seed if fallback_seed is not None else (info.get("config") or {}).get("seed") or 0)
     return random_init_like(info, seed), (f"fresh init (seed {seed}) without batch-norm re-estimation: no random-init "
                                           f"twin beside {Path(encoder_path).name}")

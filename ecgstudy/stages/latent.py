@@ -1,12 +1,16 @@
 """Latent stage: what does the pretrained encoder's embedding space hold?
 
-Embeds store records with the pretrained encoder and with a randomly initialised encoder of the same
-architecture (the baseline every self-supervised claim must beat), then
+Embeds store records with the pretrained encoder and with its random-init twin (the pretraining run's
+own initial weights, batch norm re-estimated on the same records: the baseline every self-supervised
+claim must beat, differing from the pretrained encoder by pretraining only), then
 
-- scores a k-nearest-neighbour probe: fitted on the embeddings of the probe split (train), macro AUROC of
-  its neighbour-vote probabilities on the evaluation split (test), one label at a time (multi-label),
-  with a bootstrap 95% interval and a paired bootstrap of the pretrained-minus-random difference
-  (:mod:`ecgstudy.engine.evaluate`: resamples redrawn until every label has a positive);
+- scores a k-nearest-neighbour probe: fitted on the embeddings of the probe split (train), macro AUROC and
+  AUPRC of its neighbour-vote probabilities on the evaluation split (test), one label at a time
+  (multi-label), over a fixed label set decided from label counts (``min_positives`` positives and
+  negatives in both samples), with patient-level statistics (:mod:`ecgstudy.engine.arms`): a cluster
+  bootstrap over the evaluation sample's patients (no redraw: a label without both classes in a resample
+  is skipped there and counted) and the paired difference pretrained - random init on the same patient
+  draws. The encoder is trained once and the k-NN probe has no training randomness: one repeat;
 - scores how much the embedding encodes the recording site (k-NN balanced accuracy; chance = 1/sites),
   the domain shift that external validation has to overcome;
 - projects the evaluation records (plus e.g. the external split) to 2-D with UMAP for the figure
@@ -26,7 +30,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
 from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -34,8 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from ecgstudy.data.describe import primary_diagnosis
 from ecgstudy.data.labels import task_labels
 from ecgstudy.data.store import ECGDataset, Store
-from ecgstudy.engine import evaluate
-from ecgstudy.models import random_init_like  # noqa: F401  (the fallback baseline; tests reach it here)
+from ecgstudy.engine import arms, resample
 from ecgstudy.plots import latent as latent_plots
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.common import open_store_and_model, random_twin
@@ -57,9 +60,10 @@ class LatentConfig:
     max_probe_records: int = 2000  # seeded sample of the probe split (embedding cost on 2 cores)
     max_eval_records: int = 1000  # seeded sample of each drawn split
     task: str = "all"  # label task of the probe (see ecgstudy.data.labels.TASKS)
-    min_positives: int = 5  # labels with fewer positives in the probe or eval sample are left out
+    min_positives: int = 5  # fixed label set: labels with >= this many positives and negatives in the probe and the eval sample
     k: int = 15  # neighbours voting in the k-NN probe
-    n_boot: int = 200  # bootstrap resamples of the evaluation records for the probe's 95% intervals
+    n_boot: int = 1000  # cluster-bootstrap resamples of the evaluation sample's patients (intervals, paired difference)
+    ci: float = 0.95  # interval level (one comparison per metric: pretrained - random init)
     knn_metric: str = "cosine"  # neighbour distance on standardised embeddings
     umap_neighbors: int = 15  # UMAP n_neighbors: local vs global structure
     umap_min_dist: float = 0.1  # UMAP min_dist: how tightly points pack
@@ -70,6 +74,8 @@ class LatentConfig:
     def validate(self) -> None:
         if self.k < 1 or self.umap_neighbors < 2 or self.umap_epochs < 1 or self.batch_size < 1 or self.n_boot < 1:
             raise ValueError("k, n_boot, umap_epochs, batch_size >= 1 and umap_neighbors >= 2 are required")
+        if not 0.0 < self.ci < 1.0:
+            raise ValueError(f"ci must be in (0, 1), got {self.ci}")
         if self.max_probe_records < self.k or self.max_eval_records < 2:
             raise ValueError("max_probe_records must be >= k and max_eval_records >= 2")
         if not 0.0 <= self.umap_min_dist <= 1.0:
@@ -89,7 +95,7 @@ class LatentResult:
     Attributes
     ----------
     coords : one row per (encoder, drawn record): encoder, record_id, split, site, diagnosis, umap_x, umap_y
-    probe : per-label k-NN AUROC: encoder, label, auroc, n_pos_train (probe split), n_pos_test (eval split)
+    probe : per-label k-NN scores: encoder, label, auroc, auprc, n_pos_train (probe split), n_pos_test (eval split)
     metrics : flat-ish dict for reports/metrics/latent.json
     figures : {name: PNG path} of the figures written by :func:`run` (``umap``, ``knn_probe_auroc``)
     """
@@ -102,8 +108,9 @@ class LatentResult:
     @property
     def subtitles(self) -> dict[str, str]:
         """Per-encoder figure subtitle: its k-NN probe score."""
-        return {enc: "k-NN macro AUROC {:.3f} ({:.3f}-{:.3f})".format(
-                    *(self.metrics[enc][k] for k in ("knn_macro_auroc", "knn_macro_auroc_low", "knn_macro_auroc_high")))
+        return {enc: "k-NN macro AUROC {:.3f} ({:.3f}-{:.3f}), {} labels".format(
+                    *(self.metrics[enc][k] for k in ("knn_macro_auroc", "knn_macro_auroc_low", "knn_macro_auroc_high")),
+                    self.metrics.get("n_labels", "?"))
                 for enc in ENCODERS if enc in self.metrics}
 
 
@@ -181,8 +188,8 @@ def knn_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test
 
     Returns
     -------
-    DataFrame with label, auroc (NaN where the test set lacks positives or negatives), n_pos_train,
-    n_pos_test.
+    DataFrame with label, auroc and auprc (NaN where the test set lacks positives or negatives),
+    n_pos_train, n_pos_test.
     """
     train_y, test_y = np.asarray(train_y) > 0.5, np.asarray(test_y) > 0.5
     scores = knn_scores(train_z, train_y, test_z, k, metric)
@@ -191,6 +198,7 @@ def knn_probe(train_z: np.ndarray, train_y: np.ndarray, test_z: np.ndarray, test
         n_pos = int(test_y[:, j].sum())
         ok = 0 < n_pos < len(test_y)
         rows.append({"label": name, "auroc": float(roc_auc_score(test_y[:, j], scores[:, j])) if ok else np.nan,
+                     "auprc": float(average_precision_score(test_y[:, j], scores[:, j])) if ok else np.nan,
                      "n_pos_train": int(train_y[:, j].sum()), "n_pos_test": n_pos})
     return pd.DataFrame(rows)
 
@@ -209,13 +217,21 @@ def umap_2d(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, n_epoch
             seed: int = 0) -> np.ndarray:
     """UMAP projection of embeddings (N, D) to (N, 2), seeded (umap-learn then runs single-threaded).
 
-    The first call in a process pays about 30 s of numba compilation.
+    The first call in a process pays about 30 s of numba compilation. UMAP amplifies a last-bit change
+    of its input into a different layout, so its input must be bit-identical between runs: numba's
+    OpenMP threading layer, started by the first fit, sets the process-wide OpenMP thread count to every
+    core, which torch reads, and later forward passes would then run with another number of threads (and
+    round differently). Torch's thread count is put back after the fit.
     """
     import umap  # heavy import (numba): only when needed
 
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(z) - 1), min_dist=min_dist, n_epochs=n_epochs,
-                        random_state=seed, n_components=2, n_jobs=1)
-    return reducer.fit_transform(z).astype(np.float32)
+    threads = torch.get_num_threads()
+    try:
+        reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(z) - 1), min_dist=min_dist, n_epochs=n_epochs,
+                            random_state=seed, n_components=2, n_jobs=1)
+        return reducer.fit_transform(z).astype(np.float32)
+    finally:
+        torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,9 +241,10 @@ def umap_2d(z: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, n_epoch
 class Sample:
     """The records one latent run embeds, and what is known of every store record.
 
-    Rows index the store (0..N-1, store order). ``y`` (N, L) holds the kept labels of the task (0/1);
+    Rows index the store (0..N-1, store order). ``y`` (N, L) holds the fixed label set of the task (0/1);
     ``drawn`` maps each split drawn in the UMAP (evaluation split first) to its rows; ``site``,
-    ``diagnosis`` (:func:`primary_diagnosis`) and ``record_id`` are (N,) string arrays.
+    ``diagnosis`` (:func:`primary_diagnosis`), ``record_id`` and ``patient`` (the resampling unit) are
+    (N,) string arrays.
     """
 
     probe_rows: np.ndarray
@@ -238,6 +255,7 @@ class Sample:
     site: np.ndarray
     diagnosis: np.ndarray
     record_id: np.ndarray
+    patient: np.ndarray
 
     @property
     def draw_rows(self) -> np.ndarray:
@@ -247,12 +265,13 @@ class Sample:
 
 @dataclass
 class EncoderScores:
-    """One encoder's outcome: per-label probe table, probe scores (N_eval, L), metrics, UMAP coordinates."""
+    """One encoder's outcome: per-label probe table, probe scores (N_eval, L), site accuracy, the
+    standardised embeddings (N_draw, D) of the records drawn in the UMAP, embedding width."""
 
     probe: pd.DataFrame
     scores: np.ndarray
-    metrics: dict
-    coords: pd.DataFrame
+    site_accuracy: float
+    z_draw: np.ndarray
     embed_dim: int
 
 
@@ -266,8 +285,11 @@ def sample_records(cfg: LatentConfig, store: Store, rng: np.random.Generator) ->
     """Draw the probe, evaluation and extra UMAP samples of ``store`` (signals (N, 12, T) at ``store.fs`` Hz).
 
     The probe's labels are those of ``cfg.task`` with ``cfg.min_positives`` positives in the probe split
-    and then in both samples; records with none of the task's labels are left out (the PTB-XL benchmark
-    rule). ``rng`` draws the probe sample, the evaluation sample, then each extra split's, in that order.
+    (records with none of them are left out: the PTB-XL benchmark rule), then the fixed label set: those
+    with ``cfg.min_positives`` positives and as many negatives in both samples, decided from label counts
+    before any embedding (:func:`ecgstudy.engine.resample.fixed_label_set`). ``rng`` draws the probe sample,
+    the evaluation sample, then each extra split's, in that order. Patients are the store's
+    ``patient_id`` (each record its own patient where the store has none).
     """
     records = store.records.reset_index(drop=True)
     # labels chosen on the probe split; records without any of them leave the task (PTB-XL benchmark rule)
@@ -287,23 +309,24 @@ def sample_records(cfg: LatentConfig, store: Store, rng: np.random.Generator) ->
         if split not in drawn and len(rows := rows_of(split, cfg.max_eval_records)):
             drawn[split] = rows
     y = task.y
-    keep = (y[eval_rows].sum(axis=0) >= cfg.min_positives) & (y[probe_rows].sum(axis=0) >= cfg.min_positives)
-    labels = [n for n, k in zip(task.names, keep) if k]
+    keep = resample.fixed_label_set({"probe": y[probe_rows], "eval": y[eval_rows]}, cfg.min_positives)
+    labels = [task.names[j] for j in keep]
     if not labels:
-        raise ValueError(f"{store.path}: no {cfg.task!r} label has {cfg.min_positives} positives in both the "
-                         f"probe and the evaluation sample")
+        raise ValueError(f"{store.path}: no {cfg.task!r} label has {cfg.min_positives} positives and negatives "
+                         f"in both the probe and the evaluation sample")
     site = records["site"].astype(str).to_numpy() if "site" in records else np.full(len(records), "unknown")
+    ids = records["record_id"].astype(str).to_numpy()
+    patient = records["patient_id"].astype(str).to_numpy() if "patient_id" in records else ids
     return Sample(probe_rows, eval_rows, drawn, y[:, keep], labels, site,
-                  primary_diagnosis(records, store.meta.get("label_info", {})).to_numpy(),
-                  records["record_id"].astype(str).to_numpy())
+                  primary_diagnosis(records, store.meta.get("label_info", {})).to_numpy(), ids, patient)
 
 
-def score_encoder(name: str, model: nn.Module, store: Store, sample: Sample, cfg: LatentConfig, normalise: str | None,
-                  seed: int) -> EncoderScores:
-    """Embed the sampled records with ``model``, then k-NN probe (diagnosis, site) and UMAP them.
+def score_encoder(name: str, model: nn.Module, store: Store, sample: Sample, cfg: LatentConfig,
+                  normalise: str | None) -> EncoderScores:
+    """Embed the sampled records with ``model``, then k-NN probe them (diagnosis labels, site).
 
-    Embeddings (N, D) are standardised with the probe sample's statistics; the macro AUROC gets a
-    bootstrap 95% interval (``cfg.n_boot`` resamples, ``seed``); UMAP is seeded with ``seed``.
+    Embeddings (N, D) are standardised with the probe sample's statistics. No UMAP here: every encoder is
+    embedded before any projection (:func:`umap_2d`).
     """
     draw_rows = sample.draw_rows
     unique_rows = np.unique(np.concatenate([sample.probe_rows, draw_rows]))
@@ -314,58 +337,103 @@ def score_encoder(name: str, model: nn.Module, store: Store, sample: Sample, cfg
     y_probe, y_eval = sample.y[sample.probe_rows], sample.y[sample.eval_rows]
     probe = knn_probe(z_probe, y_probe, z_eval, y_eval, sample.labels, cfg.k, cfg.knn_metric).assign(encoder=name)
     scores = knn_scores(z_probe, y_probe, z_eval, cfg.k, cfg.knn_metric)
-    ci = evaluate.bootstrap_ci(y_eval, scores, "auroc", n_boot=cfg.n_boot, seed=seed)
-    metrics = {
-        "knn_macro_auroc": ci["point"], "knn_macro_auroc_low": ci["low"], "knn_macro_auroc_high": ci["high"],
-        "knn_site_balanced_accuracy": knn_group_accuracy(z_probe, sample.site[sample.probe_rows], z_eval,
-                                                         sample.site[sample.eval_rows], cfg.k, cfg.knn_metric),
+    site = knn_group_accuracy(z_probe, sample.site[sample.probe_rows], z_eval, sample.site[sample.eval_rows],
+                              cfg.k, cfg.knn_metric)
+    return EncoderScores(probe, scores, site, z_draw, int(z_all.shape[1]))
+
+
+def probe_statistics(sample: Sample, scores: dict[str, np.ndarray], cfg: LatentConfig, seed: int) -> dict:
+    """Patient-level statistics of the k-NN probe of each encoder and of the paired difference.
+
+    Parameters
+    ----------
+    sample : the records (targets of the fixed label set, patients).
+    scores : {encoder: neighbour-vote probabilities (N_eval, L)} for :data:`ENCODERS`.
+    cfg : ``n_boot`` and ``ci``.
+    seed : study seed; the patient draws come from :func:`ecgstudy.engine.resample.seed_for` (seed, "latent").
+
+    Returns
+    -------
+    ``{encoder: {knn_macro_auroc, _low, _high, knn_macro_auprc, _low, _high}}`` and, per metric m,
+    ``knn_<m>_gain_over_random`` (pretrained - random init on the full evaluation sample) with its interval
+    ``knn_<m>_gain_low`` / ``_high`` at ``knn_<m>_gain_level`` and p-value ``knn_<m>_gain_p_value``
+    (one comparison per metric, so Holm leaves them as they are), and ``statistics`` (resampling record).
+    """
+    y = sample.y[sample.eval_rows]
+    patients = sample.patient[sample.eval_rows]
+    labels = np.arange(y.shape[1])
+    sampler = arms.Resampler(y, patients, labels, cfg.n_boot, resample.seed_for(seed, "latent"))
+    computed = {name: sampler.arm([scores[name]]) for name in ENCODERS}
+    out: dict = {}
+    for name, arm in computed.items():
+        out[name] = {}
+        for metric in resample.METRICS:
+            summary = sampler.summary(arm, metric, cfg.ci)
+            out[name].update({f"knn_macro_{metric}": summary[metric], f"knn_macro_{metric}_low": summary[f"{metric}_low"],
+                              f"knn_macro_{metric}_high": summary[f"{metric}_high"]})
+    for metric in resample.METRICS:
+        row, diffs = sampler.difference(computed["pretrained"], computed["random_init"], metric)
+        arms.adjust_family([row], [diffs], 1.0 - cfg.ci)
+        gain = f"knn_{metric}_gain"
+        out.update({f"{gain}_over_random": row["diff"], f"{gain}_low": row["low"], f"{gain}_high": row["high"],
+                    f"{gain}_level": row["level"], f"{gain}_p_value": row["p_value"]})
+    out["statistics"] = {
+        "resampling": "cluster bootstrap over the evaluation sample's patients, no redraw",
+        "n_boot": cfg.n_boot, "level": cfg.ci, "n_records": int(len(y)), "n_patients": sampler.n_patients,
+        "repeats": 1, "skipped_label_draws": sampler.skipped_draws,
+        "label_set": {"k": cfg.min_positives, "rule": "positives and negatives in the probe and the evaluation sample",
+                      "n_labels": len(sample.labels), "labels": list(sample.labels)},
+        "family": "pretrained - random init, one comparison per metric (Holm over a family of one)",
     }
-    xy = umap_2d(z_draw, cfg.umap_neighbors, cfg.umap_min_dist, cfg.umap_epochs, seed)
-    coords = pd.DataFrame({
-        "encoder": name, "record_id": sample.record_id[draw_rows],
-        "split": np.concatenate([[s] * len(r) for s, r in sample.drawn.items()]), "site": sample.site[draw_rows],
-        "diagnosis": sample.diagnosis[draw_rows], "umap_x": xy[:, 0], "umap_y": xy[:, 1],
-    })
-    return EncoderScores(probe, scores, metrics, coords, int(z_all.shape[1]))
+    return out
 
 
 def run_latent(cfg: LatentConfig, store_dir: str | Path, encoder_path: str | Path, seed: int) -> LatentResult:
-    """Embed, probe and project a store with the pretrained encoder and a random-init twin (no files written).
+    """Embed, probe and project a store with the pretrained encoder and its random-init twin (no files written).
 
     The store and checkpoint are opened by :func:`ecgstudy.stages.common.open_store_and_model` (the
     checkpoint's preprocessing must match the store's). The random-init encoder is the pretraining run's
     twin (its initial weights, batch norm re-estimated on the same records:
-    :func:`ecgstudy.stages.common.random_twin`); without one, a fresh init with ``seed``.
+    :func:`ecgstudy.stages.common.random_twin`); without one the stage refuses (MissingArtifact).
 
     Parameters
     ----------
     cfg : latent section of params.yaml.
     store_dir : curated store (docs/architecture.md, "Curated store").
-    encoder_path : encoder (or classifier) checkpoint.
-    seed : study seed (record samples, random-init weights, bootstraps, UMAP).
+    encoder_path : encoder checkpoint of a pretraining run (its twin beside it).
+    seed : study seed (record samples, patient resamples, UMAP).
     """
     store, pretrained, info = open_store_and_model(store_dir, encoder_path, num_threads=cfg.num_threads)
+    twin, baseline = random_twin(encoder_path, info, require=True)  # same init and batch-norm records as pretrained
     sample = sample_records(cfg, store, np.random.default_rng(seed))
     normalise = info["preprocessing"].get("normalise")
-    twin, baseline = random_twin(encoder_path, info, fallback_seed=seed)  # same init and batch-norm records as pretrained
     encoders = {"pretrained": pretrained, "random_init": twin}
-    scored = {name: score_encoder(name, model, store, sample, cfg, normalise, seed) for name, model in encoders.items()}
-    gain = evaluate.paired_bootstrap(sample.y[sample.eval_rows], scored["pretrained"].scores,
-                                     scored["random_init"].scores, "auroc", n_boot=cfg.n_boot, seed=seed)
+    scored = {name: score_encoder(name, model, store, sample, cfg, normalise) for name, model in encoders.items()}
+    stats = probe_statistics(sample, {name: s.scores for name, s in scored.items()}, cfg, seed)
     n_sites = len(set(sample.site[sample.probe_rows]))
-    metrics: dict = {name: s.metrics for name, s in scored.items()}
+    metrics: dict = {name: {**stats.pop(name), "knn_site_balanced_accuracy": s.site_accuracy}
+                     for name, s in scored.items()}
+    metrics.update(stats)
     metrics.update({
-        "knn_auroc_gain_over_random": gain["diff"], "knn_auroc_gain_low": gain["low"],
-        "knn_auroc_gain_high": gain["high"], "knn_auroc_gain_p_value": gain["p_value"],
         "site_chance_accuracy": 1.0 / n_sites if n_sites else float("nan"),
         "n_probe": int(len(sample.probe_rows)), "n_eval": int(len(sample.eval_rows)),
         "n_drawn": int(len(sample.draw_rows)), "n_labels": len(sample.labels), "task": cfg.task, "k": cfg.k,
         "baseline_init": baseline,
         "embed_dim": scored["random_init"].embed_dim,
     })
+    draw_rows = sample.draw_rows
+    coords = []
+    for name, s in scored.items():  # every embedding is computed before the first UMAP fit
+        xy = umap_2d(s.z_draw, cfg.umap_neighbors, cfg.umap_min_dist, cfg.umap_epochs, seed)
+        coords.append(pd.DataFrame({
+            "encoder": name, "record_id": sample.record_id[draw_rows],
+            "split": np.concatenate([[split] * len(r) for split, r in sample.drawn.items()]),
+            "site": sample.site[draw_rows], "diagnosis": sample.diagnosis[draw_rows],
+            "umap_x": xy[:, 0], "umap_y": xy[:, 1],
+        }))
     probe = pd.concat([s.probe for s in scored.values()], ignore_index=True)
-    coords = pd.concat([s.coords for s in scored.values()], ignore_index=True)
-    return LatentResult(coords, probe[["encoder", "label", "auroc", "n_pos_train", "n_pos_test"]], metrics)
+    return LatentResult(pd.concat(coords, ignore_index=True),
+                        probe[["encoder", "label", "auroc", "auprc", "n_pos_train", "n_pos_test"]], metrics)
 
 
 def write_tables(result: LatentResult, tables_dir: str | Path, plots_dir: str | Path) -> None:
@@ -374,8 +442,8 @@ def write_tables(result: LatentResult, tables_dir: str | Path, plots_dir: str | 
     tables_dir.mkdir(parents=True, exist_ok=True)
     plots_dir.mkdir(parents=True, exist_ok=True)
     labels = list(pd.unique(result.probe["label"]))
-    wide = result.probe.pivot(index="label", columns="encoder", values="auroc").reindex(labels)
-    wide.columns = [f"auroc_{c}" for c in wide.columns]
+    wide = result.probe.pivot(index="label", columns="encoder", values=["auroc", "auprc"]).reindex(labels)
+    wide.columns = [f"{metric}_{encoder}" for metric, encoder in wide.columns]
     counts = result.probe.drop_duplicates("label").set_index("label")[["n_pos_train", "n_pos_test"]]
     counts.join(wide).reset_index().to_csv(tables_dir / "knn_probe.csv", index=False)
     result.coords.to_csv(plots_dir / "umap_coordinates.csv", index=False)
@@ -402,8 +470,8 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> LatentResult:
     """
     store_dir = artifacts.store_path(cfg.data.curated, cfg.latent.store, root)
     encoder = artifacts.encoder_path(cfg.latent.encoder, root)
+    result = run_latent(cfg.latent, store_dir, encoder, seed=cfg.seed)  # inputs (twin included) checked first
     out = stage_outputs("latent", root, plots=True)
-    result = run_latent(cfg.latent, store_dir, encoder, seed=cfg.seed)
     write_tables(result, out.tables, out.plots)
     result.figures = draw_figures(result, out, cfg.seed)
     out.write_metrics(result.metrics)

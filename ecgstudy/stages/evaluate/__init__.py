@@ -123,6 +123,10 @@ def evaluate_scores(cfg: EvaluateConfig, probe: ScoreFile, finetune: ScoreFile, 
             "finetune": "every pair of strategies at each label fraction x evaluation split, per metric",
             "transfer": "foundation and foundation_probe vs scratch at each condition x size, and their mean over "
                         "conditions at each shared size, per metric",
+            "latent": "latent stage: k-NN probe of the pretrained encoder - its random-init twin (one comparison, "
+                      "patient resamples of the evaluation sample)",
+            "saliency": "saliency stage: integrated gradients and gradient x input - the signal-magnitude |x| map over "
+                        "the same (record, condition) pairs, Holm within each score (patient resamples)",
         },
     }
     metrics["claims"] = claims.to_dict("records")

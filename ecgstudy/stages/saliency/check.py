@@ -109,7 +109,7 @@ def synthetic_check(seed: int, n_train: int = 256, n_explain: int = 24, train_st
     scores, _ = attribute_and_score(model, xe, None, torch.zeros(len(pos), dtype=torch.long),
                                     masks[n_train:][pos], n_steps=n_steps, batch_size=256,
                                     smooth_samples=smooth_samples, rng=rng)
-    summary = summarise_scores(scores, 0, rng)
+    summary = summarise_scores(scores)
     summary["heldout_accuracy"] = acc
     return summary
 

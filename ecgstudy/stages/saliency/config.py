@@ -40,7 +40,7 @@ class SaliencyConfig:
     n_steps: int = 32  # integrated-gradients path steps (the metrics report the completeness error they leave)
     batch_size: int = 256  # interpolated inputs per forward/backward pass (memory vs speed)
     smooth_s: float = 0.04  # moving-average window on |attribution| before scoring: one 1 mm square
-    n_bootstrap: int = 200  # resamples of (record, condition) pairs for the 95% intervals
+    n_bootstrap: int = 1000  # cluster-bootstrap resamples of the explained pairs' patients (95% intervals, paired differences)
     n_examples: int = 4  # overlay figures drawn (one per condition where possible)
     validity_check: bool = True  # also run the synthetic known-region check (a few seconds)
     num_threads: int = 0  # torch CPU threads (0 = torch default)

@@ -46,6 +46,8 @@ class SaliencyResult:
         code) with ``n_pairs``, ``prob`` and ``top_leads``
     examples : integrated-gradients overlays to draw
     validity : :func:`~ecgstudy.stages.saliency.check.synthetic_check` table, or None when switched off
+    paired : :func:`~ecgstudy.engine.attribution.compare_to_baseline` table (attribution method - baseline,
+        per score, patient-level intervals); None without ground truth
     metrics : flat-ish dict for reports/metrics/saliency.json
     ground_truth : whether the maps were scored against signature masks
     tables : {file stem: path} of the tables and plot CSVs written (filled by ``run``)
@@ -65,6 +67,7 @@ class SaliencyResult:
     figures: dict[str, Path] = field(default_factory=dict)
     example_figures: list[Path] = field(default_factory=list)
     metrics_file: Path | None = None
+    paired: pd.DataFrame | None = None
 
     @property
     def by_condition(self) -> pd.DataFrame:

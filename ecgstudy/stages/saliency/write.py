@@ -28,6 +28,8 @@ def write_tables(result: SaliencyResult, tables_dir: str | Path, plots_dir: str 
         frames = {tables_dir / "methods_summary.csv": result.summary,
                   tables_dir / "per_condition.csv": _per_condition_wide(result.per_condition),
                   plots_dir / "pair_scores.csv": result.scores}
+        if result.paired is not None and not result.paired.empty:
+            frames[tables_dir / "paired_vs_baseline.csv"] = result.paired
     for path, frame in frames.items():
         frame.to_csv(path, index=False)
         written[path.stem] = path
