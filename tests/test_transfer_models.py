@@ -3,7 +3,6 @@
 probabilities; their thresholds come from out-of-fold training probabilities, and each has a model card."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -112,10 +111,14 @@ def test_every_saved_model_has_a_card_that_describe_prints(saved, capsys):
     assert capsys.readouterr().out == card_paths(path)[1].read_text()
 
 
-def test_no_models_without_a_folder_or_with_checkpoints_none(saved, tmp_path):
-    cfg = _cfg(conditions=saved["conditions"][:1], n_train_cases=[2], strategies=["foundation_probe"], checkpoints="none")
+def test_saving_changes_no_score_and_none_saves_nothing(saved, tmp_path):
+    first = saved["conditions"][0]
+    cfg = _cfg(conditions=[first], n_train_cases=["all"], strategies=["foundation_probe", "scratch"], checkpoints="none")
     result = train_all(cfg, saved["store"].path, saved["encoder"], seed=0, models_dir=tmp_path)
     assert result.checkpoints == {} and not list(tmp_path.iterdir())
+    for key, p in result.scores.scores.items():  # the saved run trained fold models in between: same numbers
+        np.testing.assert_array_equal(p, saved["result"].scores.scores[key])
+    assert len(result.scores.scores) == 2
     assert list(result.decisions.columns[:5]) == ["model", "condition", "strategy", "n_cases", "split"]
     with pytest.raises(config.ConfigError):
         _cfg(checkpoints="some")

@@ -321,8 +321,7 @@ def _save_model(cfg: TransferConfig, saver: _Saver, cond: _Condition, strategy: 
              f"({n_pos} case, {len(train_rows) - n_pos} control; {folds} patient folds, fold models trained like this one)")
     thresholds = {"rule": cfg.threshold_rule, "chosen_on": f"train (out-of-fold, {folds} patient folds)",
                   "values": {cond.name: float(chosen["threshold"].iloc[0])},
-                  "basis": {cond.name: basis if chosen["basis"].iloc[0].startswith(cfg.threshold_rule)
-                            else chosen["basis"].iloc[0]}}
+                  "basis": {cond.name: basis}}  # out-of-fold covers every training record: both classes
     path = save_checkpoint(
         saver.models_dir / name, model,
         config={**dataclasses.asdict(cfg), "condition": cond.name, "strategy": strategy, "n_cases": n_cases,
@@ -335,15 +334,16 @@ def _save_model(cfg: TransferConfig, saver: _Saver, cond: _Condition, strategy: 
     y_test = cond.is_case[cond.test].astype(np.int8)[:, None]
     operating = th.operating_points(y_test, p_test, chosen["threshold"].to_numpy(float), [cond.name])
     reliability = calibration.reliability_table(y_test, p_test, [cond.name])
-    steps = (f"a fixed {cfg.probe.min_steps} steps of the logistic head on frozen features (weight decay {weight_decay:g}, "
-             "chosen by patient cross-validation)" if strategy == "foundation_probe" else
-             f"a fixed {cfg.optim.min_steps} optimiser steps on random {cfg.crop_s:g} s crops, no model selection")
+    budget = lambda t: f"{t.epochs} epoch(s) and at least {t.min_steps} optimiser steps, batch {t.batch_size}"  # noqa: E731
+    steps = (f"logistic head on frozen features, {budget(cfg.probe)}, weight decay {weight_decay:g} (patient "
+             "cross-validation)" if strategy == "foundation_probe" else
+             f"end to end on random {cfg.crop_s:g} s crops, {budget(cfg.optim)}, lr {cfg.optim.lr:g}; no model selection")
     training = {"source": saver.meta.get("source"), "task": f"{cond.name} vs controls (rare case-control set)",
                 "strategy": strategy, "train_cases": n_cases, "train_records": len(train_rows),
                 "train_patients": len(np.unique(patients[train_rows])), "training": steps,
                 "validation": "none (sets this small have no validation split)",
                 "test_part": f"{len(cond.test)} records of held-out patients ({cfg.test_frac:g} of the set's patients)"}
-    pretraining = ({"source": "the kept pretraining run", "objective": saver.info["config"].get("objective"),
+    pretraining = ({"objective": saver.info["config"].get("objective"),
                     "encoder": artifacts.shown(saver.encoder_path), "records": saver.info["extra"].get("n_train"),
                     "splits": saver.info["config"].get("splits")} if strategy != "scratch"
                    else {"objective": f"none (random init: {saver.twin_how})"})
@@ -402,9 +402,11 @@ def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients
                 model, p = _fit_one(cfg, store, cond, strategy, train_rows, n_cases, run_seed, encoders, info,
                                     probe_features, crop, device, weight_decay=wd)
                 if repeat == 0 and n_cases in saved:
+                    start = time.perf_counter()
                     oof = out_of_fold(cfg, store, cond, strategy, train_rows, n_cases, patients, run_seed, encoders, info,
                                       probe_features, crop, device, wd)
                     _save_model(cfg, saver, cond, strategy, n_cases, model, train_rows, p, oof, patients, run_seed, wd)
+                    saver.operating[-1]["seconds"] = time.perf_counter() - start  # fold models + saving (timings only)
                 scores.add((f"n{n_cases}", strategy, f"r{repeat}"), cond.name, p)
                 by_model.setdefault((n_cases, strategy), []).append(evaluate.macro(y_test, p))
                 runs.append({"condition": cond.name, "n_cases": n_cases, "n_train": len(train_rows), "strategy": strategy,
@@ -517,7 +519,8 @@ def run(cfg, root: Path | None = None) -> TransferResult:
     result.scores.save(out.root / artifacts.TRANSFER_SCORES)
     write_tables(result, out.tables)
     out.write_metrics(result.metrics)
-    out.write_timings({"runs": timing_rows(result.runs, ["condition", "n_cases", "strategy", "repeat"])})
+    out.write_timings({"runs": timing_rows(result.runs, ["condition", "n_cases", "strategy", "repeat"]),
+                       "saved_models": timing_rows(result.decisions, ["model"])})  # their fold models and saving
     return result
 
 
