@@ -55,3 +55,14 @@ result.results
 
 # %%
 result.metrics
+
+# %% [markdown]
+# ## Saved models: out-of-fold thresholds, measured on the test part
+#
+# Repeat 0's model of every condition and strategy at the largest training size is saved under
+# `models/transfer/` with a model card, for `ecgstudy predict`. With no validation split, each threshold is
+# chosen on out-of-fold probabilities of the model's own training records (patient folds); here is what it
+# gives on the held-out test part (Wilson and Hanley-McNeil intervals: one model, one small test part).
+
+# %%
+result.decisions

@@ -44,10 +44,10 @@ def trained(simulated_cohort, tmp_path_factory):
     for name, extra in (("whole", {"strategies": ["scratch"]}),
                         ("windows", {"strategies": ["linear_probe"], "eval_window_s": 5.0, "eval_stride_s": 2.5,
                                      "eval_aggregate": "mean"})):
-        cfg = FinetuneConfig(fractions=[1.0], min_positives=2, eval_splits=["test"], optim=FAST, probe=PROBE, **extra)
+        cfg = FinetuneConfig(fractions=[1.0], repeats=1, min_positives=2, eval_splits=["test"], optim=FAST, probe=PROBE, **extra)
         result = train_all(cfg, store_dir, encoder, root / name, seed=0)
         runs[name] = (cfg, result, root / name / f"{cfg.strategies[0]}_1.pt")
-    return {"root": root, "store": store, "encoder": encoder, "runs": runs, "raw": simulated_cohort / "raw"}
+    return {"root": root, "store": store, "encoder": encoder, "runs": runs, "raw": simulated_cohort / "raw" / "downstream"}
 
 
 def _test_records(store: Store, cfg: FinetuneConfig) -> np.ndarray:
@@ -62,7 +62,7 @@ def test_predict_reproduces_the_finetune_test_probabilities(trained, protocol):
     out = predict_folder(checkpoint, "simulated", trained["raw"], progress=False)
     table = out.table.set_index("record_id")
     ids = _test_records(trained["store"], cfg)
-    reported = result.scores.get(cfg.strategies[0], "1", "test")  # (N_test, L), the stage's own numbers
+    reported = result.scores.get(cfg.strategies[0], "1", "r0", "test")  # (N_test, L), the stage's own numbers
     assert len(ids) == len(reported) >= 5 and reported.shape[1] >= 2
     mine = table.loc[ids, [f"p_{c}" for c in result.labels]].to_numpy()
     np.testing.assert_allclose(mine, reported, rtol=0, atol=2e-6)
@@ -154,8 +154,10 @@ def test_embed_matches_the_store_embeddings_and_lists_every_record(trained, tmp_
     table, z = embed_folder(trained["encoder"], "simulated", trained["raw"], progress=False)
     encoder, _ = load_encoder(trained["encoder"])
     assert z.shape == (len(table), encoder.embed_dim)
-    ids = store.records["record_id"].astype(str).to_numpy()
-    expected = embed_dataset(encoder, ECGDataset(store, np.arange(len(store))), bf16=False)
+    rows = np.flatnonzero(store.records["corpus"].astype(str).to_numpy() == "downstream")  # the folder embedded
+    ids = store.records["record_id"].astype(str).to_numpy()[rows]
+    assert len(rows) >= 50
+    expected = embed_dataset(encoder, ECGDataset(store, rows), bf16=False)
     mine = table.assign(row=np.arange(len(table))).set_index("record_id").loc[ids, "row"].to_numpy()
     np.testing.assert_allclose(z[mine], expected, atol=2e-5)
     excluded = table["status"] == "excluded"

@@ -192,7 +192,7 @@ def test_run_writes_tables_metrics_results_page_and_figures(tmp_path):
     assert metrics["claims"][6]["verdict"] == claims.NOT_EVALUATED  # no saliency.json here
     page = (root / "reports/results.md").read_text()
     assert page.startswith("# Results") and claims.markdown(metrics) in page
-    assert set(res.figures) == {"probe_comparison", "label_efficiency", "transfer"}
+    assert set(res.figures) == {"probe_comparison", "label_efficiency", "transfer", "reliability"}
     assert all(p.is_file() for p in res.figures.values())
     # README block: generated from the metrics file, and a stale one is detected
     text = f"intro\n{readme.START}\nold table\n{readme.END}\nrest\n"

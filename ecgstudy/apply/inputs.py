@@ -65,6 +65,9 @@ def check_spec(info: dict[str, Any]) -> dict[str, Any]:
                               "for this model (retrain it with this version of ecgstudy)")
     if spec["normalise"] not in preprocess.NORMALISATIONS:
         raise CheckpointError(f"{info.get('path')}: unknown normalisation {spec['normalise']!r} in its spec")
+    if spec["normalise"] in preprocess.DATASET_NORMALISATIONS and not spec.get("stats"):
+        raise CheckpointError(f"{info.get('path')}: normalisation {spec['normalise']!r} needs the training split's "
+                              "statistics, which its preprocessing spec lacks (stats); cannot prepare raw records")
     if list(spec["leads"]) != list(preprocess.STANDARD_LEADS):
         raise CheckpointError(f"{info.get('path')}: model leads {spec['leads']} are not the standard 12-lead order")
     return spec
@@ -192,8 +195,8 @@ def prepare(raw: RawSignal, position: int, spec: dict[str, Any], protocol: Proto
         need = protocol.window / protocol.fs - options.length_tolerance_s
         return out.exclude("too_short", f"{raw.duration_s:.3f} s; the model needs at least {need:g} s")
     starts = record_starts(signal.shape[1], protocol)
-    out.windows = np.stack([preprocess.normalise(signal[:, s : s + protocol.window], spec["normalise"], qc.mask)
-                            for s in starts])
+    out.windows = np.stack([preprocess.normalise(signal[:, s : s + protocol.window], spec["normalise"], qc.mask,
+                                                 spec.get("stats")) for s in starts])
     if notes:
         out.status, out.detail = "flagged", "; ".join(notes)
     return out

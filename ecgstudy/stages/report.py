@@ -71,6 +71,12 @@ CAPTIONS: tuple[tuple[str, str], ...] = (
                                "training repeats resampled), per evaluation split, on the fixed label set."),
     ("transfer*.png", "Rare-condition AUROC against the number of training cases, foundation encoder vs "
                       "training from scratch (mean over repeats), with 95% intervals (patients and repeats resampled)."),
+    ("reliability.png", "Reliability diagram of the kept classifier (the fine-tuned foundation encoder at the "
+                        "largest label fraction, repeat 0: the saved checkpoint) on the test split, for the labels "
+                        "with the most positives: observed positive fraction against mean predicted probability "
+                        "in equal-width bins (dashed: perfect calibration), expected calibration error (ECE) in the "
+                        "legend; below, records per bin. Every model and label: reports/tables/finetune/"
+                        "calibration.csv and decisions.csv."),
     ("umap.png", "UMAP of test-split embeddings (plus the external site): pretrained encoder (left) vs a "
                  "random-init encoder of the same architecture (right), coloured by diagnostic superclass "
                  "(top) and by recording site (bottom). Legend counts refer to the drawn records."),

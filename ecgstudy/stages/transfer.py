@@ -24,6 +24,16 @@ scored with AUROC; the stage reports the mean and spread over repeats and saves 
 probabilities (``models/transfer/scores.npz``, keys ``("n<cases>", strategy, "r<k>")``); the evaluate stage
 adds the intervals and the paired difference foundation - scratch.
 
+Saved models. Repeat 0's model of every condition and strategy at the largest training size
+(``checkpoints: largest``; ``all``: every size; ``none``) is saved as a classifier checkpoint,
+``models/transfer/<condition>_<strategy>_n<cases>.pt``, usable by ``ecgstudy predict`` and described by a
+model card beside it (:mod:`ecgstudy.apply.cards`). With no validation split, its decision threshold is
+chosen by ``threshold_rule`` on out-of-fold probabilities of its own training records: ``cv_folds``
+patient folds (cases spread over the folds), each fold's records scored by a model trained exactly like
+the saved one (same strategy, step budget and weight decay) on the other folds. Only saved models pay
+for those fold models. The thresholds' sensitivity, specificity and calibration on the test part go to
+``reports/tables/transfer/{decisions,calibration}.csv``.
+
 With a real dataset the rare store is drawn from the main store by the curate stage
 (:mod:`ecgstudy.data.rare_sets`), so the encoder may have been pretrained on some of the sets' signals (and,
 with a supervised objective, labels: :func:`train_all` warns and records it). When no set was
@@ -44,12 +54,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ecgstudy.apply.cards import build_card, evaluation_entry, write_card
 from ecgstudy.data.store import ECGDataset, Store
-from ecgstudy.engine import evaluate
+from ecgstudy.engine import calibration, evaluate
+from ecgstudy.engine import thresholds as th
 from ecgstudy.engine.probes import embed_dataset, fresh_encoder, pos_weights, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.train import TrainConfig, predict, resolve_device
-from ecgstudy.engine.tuning import cv_probe_weight_decay
+from ecgstudy.engine.tuning import cv_probe_weight_decay, patient_folds
+from ecgstudy.models.checkpoint import save_checkpoint
 from ecgstudy.paths import resolve
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.common import label_overlap, open_store_and_model, pretraining_data, random_twin
@@ -66,6 +79,9 @@ COLUMNS = {
     "runs": ["condition", "n_cases", "n_train", "strategy", "repeat", "auroc", "weight_decay", "seconds"],
     "sets": ["condition", "pool_cases", "pool_controls", "test_cases", "test_controls"],
 }
+#: Leading columns of the saved models' decisions and calibration tables (then engine.thresholds /
+#: engine.calibration columns).
+MODEL_KEYS = ["model", "condition", "strategy", "n_cases", "split"]
 
 
 @dataclass(frozen=True)
@@ -89,11 +105,14 @@ class TransferConfig:
         )
     )  # logistic head on cached features
     weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 1.0, 10.0])  # probe weight decays searched by inner patient cross-validation on repeat 0's training set (no validation split); 3 values x cv_folds fits per condition and size
-    cv_folds: int = 3  # patient folds of that cross-validation
+    cv_folds: int = 3  # patient folds of that cross-validation, and of the out-of-fold probabilities that set the saved models' thresholds
     dropout: float = 0.1  # dropout before the head when fine-tuning
     num_threads: int = 0  # torch CPU threads (0 = torch default)
+    checkpoints: Literal["largest", "all", "none"] = "largest"  # repeat 0's models saved under models/transfer (with model cards, for ecgstudy predict): largest = the largest training size per condition and strategy, all = every size, none; each saved model also trains cv_folds fold models for its threshold
+    threshold_rule: str = "youden"  # decision threshold of each saved model, chosen on out-of-fold probabilities of its training records (cv_folds patient folds; no validation split): youden | f1 | sensitivity:X
 
     def validate(self) -> None:
+        th.parse_rule(self.threshold_rule)
         bad = [s for s in self.strategies if s not in STRATEGIES]
         if bad or not self.strategies:
             raise ValueError(f"unknown strategies {bad}; valid: {list(STRATEGIES)}")
@@ -114,6 +133,9 @@ class TransferResult:
     sets: pd.DataFrame  # per condition: cases/controls in the training pool and test part
     metrics: dict[str, Any]  # for reports/metrics/transfer.json
     scores: ScoreFile = field(default_factory=ScoreFile)  # test-part probabilities of every run (models/transfer/scores.npz)
+    decisions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MODEL_KEYS))  # per saved model: its stored threshold on the test part (sensitivity, specificity, AUROC, ECE)
+    calibration: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=MODEL_KEYS))  # per saved model: reliability-diagram bins on the test part
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # saved model name -> checkpoint path
 
 
 def split_patients(is_case: np.ndarray, patients: np.ndarray, test_frac: float, rng: np.random.Generator) -> np.ndarray:
@@ -213,10 +235,12 @@ def _split_condition(store: Store, cond: str, k: int, patients: np.ndarray, cfg:
 
 def _fit_one(cfg: TransferConfig, store: Store, cond: _Condition, strategy: str, train_rows: np.ndarray, n_cases: int,
              run_seed: int, encoders: dict, info: dict, probe_features, crop: int, device,
-             weight_decay: float | None = None) -> np.ndarray:
-    """Train ``strategy`` on ``train_rows`` and return its test-part probabilities (N_test, 1).
+             weight_decay: float | None = None, score_rows: np.ndarray | None = None) -> tuple[torch.nn.Module, np.ndarray]:
+    """Train ``strategy`` on ``train_rows``; return the classifier and its probabilities (N_score, 1) on
+    ``score_rows`` (default: the test part).
 
     ``encoders``: ``{"pretrained": ..., "twin": ...}``; ``weight_decay``: the probe's (None: the preset's)."""
+    score_rows = cond.test if score_rows is None else score_rows
     y_train = cond.is_case[train_rows].astype(np.float32)[:, None]
     weight = pos_weights(y_train)
     if strategy == "foundation_probe":
@@ -225,21 +249,128 @@ def _fit_one(cfg: TransferConfig, store: Store, cond: _Condition, strategy: str,
         model, _ = train_probe(encoders["pretrained"], z[[position[r] for r in train_rows]], y_train, None, None, probe,
                                seed=run_seed, pos_weight=weight)
         with torch.no_grad():
-            return torch.sigmoid(model.head(torch.as_tensor(z[[position[r] for r in cond.test]]))).numpy()
+            return model, torch.sigmoid(model.head(torch.as_tensor(z[[position[r] for r in score_rows]]))).numpy()
     encoder = fresh_encoder(info["spec"], run_seed)
     encoder.load_state_dict(encoders["pretrained" if strategy == "foundation" else "twin"].state_dict())
     train_set = ECGDataset(store, train_rows, labels=[cond.name], crop=crop, random_crop=True, seed=run_seed)
     model, _ = train_full(encoder, train_set, None, 1, cfg.optim, seed=run_seed, dropout=cfg.dropout,
                           pos_weight=weight, desc=f"{cond.name} {strategy} n={n_cases}")
-    test_set = ECGDataset(store, cond.test, labels=[cond.name])
-    logits, _ = predict(lambda b: model(b["x"], b["lead_mask"].bool()), test_set, device=device, bf16=cfg.optim.bf16, keys=())
-    return 1.0 / (1.0 + np.exp(-logits))
+    score_set = ECGDataset(store, score_rows, labels=[cond.name])
+    logits, _ = predict(lambda b: model(b["x"], b["lead_mask"].bool()), score_set, device=device, bf16=cfg.optim.bf16, keys=())
+    return model, 1.0 / (1.0 + np.exp(-logits))
+
+
+def model_name(condition: str, strategy: str, n_cases: int) -> str:
+    """File name of a saved rare-disease classifier: ``<condition>_<strategy>_n<cases>.pt`` (read by no other
+    stage: ``ecgstudy predict`` and ``describe`` take it)."""
+    return f"{condition}_{strategy}_n{int(n_cases)}.pt"
+
+
+def saved_sizes(choice: str, sizes: list[int]) -> list[int]:
+    """Training sizes whose repeat-0 models are saved: ``largest`` (the largest of ``sizes``), ``all``, ``none``."""
+    if not sizes or choice == "none":
+        return []
+    return list(sizes) if choice == "all" else [max(sizes)]
+
+
+def out_of_fold(cfg: TransferConfig, store: Store, cond: _Condition, strategy: str, train_rows: np.ndarray,
+                n_cases: int, patients: np.ndarray, run_seed: int, encoders: dict, info: dict, probe_features, crop: int,
+                device, weight_decay: float | None) -> tuple[np.ndarray, int]:
+    """Probabilities (N_train, 1) of the training records, each scored by a model trained like the saved one
+    (same strategy, budget and weight decay) on the other patient folds; and the number of folds.
+
+    Folds: :func:`ecgstudy.engine.tuning.patient_folds` over the training records' patients (case patients
+    spread over the folds), ``cv_folds`` of them or one per patient when there are fewer; fold i trains
+    with seed ``run_seed + 1 + i``. Reads training records only: the test part stays unseen."""
+    k = min(cfg.cv_folds, len(np.unique(patients[train_rows])))
+    parts = patient_folds(patients[train_rows], cond.is_case[train_rows], k, run_seed)
+    oof = np.full((len(train_rows), 1), np.nan)
+    for i, held in enumerate(parts):
+        fit_rows = np.delete(train_rows, held)
+        _, oof[held] = _fit_one(cfg, store, cond, strategy, fit_rows, n_cases, run_seed + 1 + i, encoders, info,
+                                probe_features, crop, device, weight_decay=weight_decay, score_rows=train_rows[held])
+    return oof, k
+
+
+@dataclass
+class _Saver:
+    """Where and how the saved models go: folder, encoder provenance, store facts for the cards."""
+
+    models_dir: Path
+    encoder_path: Path
+    info: dict[str, Any]  # the pretrained encoder's checkpoint info
+    twin_how: str
+    meta: dict[str, Any]  # the rare store's meta.json
+    record_ids: np.ndarray  # (N_store,) str
+    written: dict[str, Path] = field(default_factory=dict)
+    operating: list[pd.DataFrame] = field(default_factory=list)
+    reliability: list[pd.DataFrame] = field(default_factory=list)
+
+
+def _save_model(cfg: TransferConfig, saver: _Saver, cond: _Condition, strategy: str, n_cases: int, model,
+                train_rows: np.ndarray, p_test: np.ndarray, oof: tuple[np.ndarray, int], patients: np.ndarray,
+                run_seed: int, weight_decay: float | None) -> None:
+    """Save one repeat-0 model with its out-of-fold threshold, measure that threshold on the test part, write
+    its model card, and keep its operating points and reliability bins for the stage's tables."""
+    name = model_name(cond.name, strategy, n_cases)
+    p_oof, folds = oof
+    y_train = cond.is_case[train_rows].astype(np.int8)[:, None]
+    chosen = th.choose_thresholds(y_train, p_oof, [cond.name], cfg.threshold_rule)
+    n_pos = int(y_train.sum())
+    basis = (f"{cfg.threshold_rule} on out-of-fold probabilities of the {len(train_rows)} training records "
+             f"({n_pos} case, {len(train_rows) - n_pos} control; {folds} patient folds, fold models trained like this one)")
+    thresholds = {"rule": cfg.threshold_rule, "chosen_on": f"train (out-of-fold, {folds} patient folds)",
+                  "values": {cond.name: float(chosen["threshold"].iloc[0])},
+                  "basis": {cond.name: basis}}  # out-of-fold covers every training record: both classes
+    path = save_checkpoint(
+        saver.models_dir / name, model,
+        config={**dataclasses.asdict(cfg), "condition": cond.name, "strategy": strategy, "n_cases": n_cases,
+                "seed": run_seed, "repeat": 0, "weight_decay": weight_decay},
+        preprocessing=saver.info["preprocessing"], labels=[cond.name],
+        extra={"n_train": len(train_rows), "train_patients": len(np.unique(patients[train_rows])), "thresholds": thresholds,
+               "pretrained_from": artifacts.shown(saver.encoder_path),
+               "training_records": saver.record_ids[train_rows].tolist(), "test_records": saver.record_ids[cond.test].tolist()},
+    )
+    y_test = cond.is_case[cond.test].astype(np.int8)[:, None]
+    operating = th.operating_points(y_test, p_test, chosen["threshold"].to_numpy(float), [cond.name])
+    reliability = calibration.reliability_table(y_test, p_test, [cond.name])
+    budget = lambda t: f"{t.epochs} epoch(s) and at least {t.min_steps} optimiser steps, batch {t.batch_size}"  # noqa: E731
+    steps = (f"logistic head on frozen features, {budget(cfg.probe)}, weight decay {weight_decay:g} (patient "
+             "cross-validation)" if strategy == "foundation_probe" else
+             f"end to end on random {cfg.crop_s:g} s crops, {budget(cfg.optim)}, lr {cfg.optim.lr:g}; no model selection")
+    training = {"source": saver.meta.get("source"), "task": f"{cond.name} vs controls (rare case-control set)",
+                "strategy": strategy, "train_cases": n_cases, "train_records": len(train_rows),
+                "train_patients": len(np.unique(patients[train_rows])), "training": steps,
+                "validation": "none (sets this small have no validation split)",
+                "test_part": f"{len(cond.test)} records of held-out patients ({cfg.test_frac:g} of the set's patients)"}
+    pretraining = ({"objective": saver.info["config"].get("objective"),
+                    "encoder": artifacts.shown(saver.encoder_path), "records": saver.info["extra"].get("n_train"),
+                    "splits": saver.info["config"].get("splits")} if strategy != "scratch"
+                   else {"objective": f"none (random init: {saver.twin_how})"})
+    evaluation = {"test": evaluation_entry(operating, evaluate.macro(y_test, p_test), len(y_test), "whole records")}
+    card = build_card(path, training=training, pretraining=pretraining, evaluation=evaluation,
+                      label_info=saver.meta.get("label_info"))
+    card["limits"] = [THRESHOLD_LIMIT if limit.startswith("Thresholds were chosen") else limit for limit in card["limits"]]
+    card["limits"].append(f"Trained on {n_cases} case patients: an arm of the study's rare-disease experiment, not a "
+                          "validated detector; its test-part numbers rest on few cases (see the intervals).")
+    write_card(path, card)
+    key = {"model": path.name.removesuffix(".pt"), "condition": cond.name, "strategy": strategy, "n_cases": n_cases}
+    saver.operating.append(operating.assign(**key, split="test")[[*key, "split", *operating.columns]])
+    saver.reliability.append(reliability.assign(**key, split="test")[[*key, "split", *reliability.columns]])
+    saver.written[key["model"]] = path
+
+
+#: The card's limit on thresholds, for models without a validation split.
+THRESHOLD_LIMIT = ("The threshold was chosen on out-of-fold probabilities of the few training records (no validation "
+                   "split exists at this size); at another site, device or prevalence, choose and check it again on "
+                   "local labelled records.")
 
 
 def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients: np.ndarray, encoders: dict, info: dict,
-                   scores: ScoreFile, seed: int, crop: int, device) -> tuple[list[dict], list[dict]]:
-    """Every size x repeat x strategy of one condition: (run rows, result rows); scores join ``scores`` and
-    the probe's weight-decay search of each size joins ``scores.meta["tuning"]``."""
+                   scores: ScoreFile, seed: int, crop: int, device, saver: _Saver | None = None) -> tuple[list[dict], list[dict]]:
+    """Every size x repeat x strategy of one condition: (run rows, result rows); scores join ``scores``, the
+    probe's weight-decay search of each size joins ``scores.meta["tuning"]``, and with a ``saver`` the
+    repeat-0 models of :func:`saved_sizes` are saved (:func:`_save_model`)."""
     y_test = cond.is_case[cond.test].astype(np.int8)[:, None]
     scores.add_group(cond.name, y_test, patients[cond.test], [cond.name])
     probe_features = None
@@ -249,7 +380,9 @@ def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients
         probe_features = (z, {r: i for i, r in enumerate(cond.rows)})
     n_pool_cases = len(np.unique(patients[cond.pool][cond.is_case[cond.pool]]))
     runs, by_model, draws, decays = [], {}, {}, {}
-    for n_cases in _sizes(cfg.n_train_cases, n_pool_cases):
+    sizes = _sizes(cfg.n_train_cases, n_pool_cases)
+    saved = saved_sizes(cfg.checkpoints, sizes) if saver is not None else []
+    for n_cases in sizes:
         for repeat in range(cfg.repeats):
             run_seed = int(np.random.default_rng([seed, cond.index, repeat]).integers(2**31))
             train_rows = draw_training_set(cond.is_case, patients, cond.pool, n_cases,
@@ -266,8 +399,14 @@ def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients
             for strategy in cfg.strategies:
                 start = time.perf_counter()
                 wd = decays.get(n_cases) if strategy == "foundation_probe" else None
-                p = _fit_one(cfg, store, cond, strategy, train_rows, n_cases, run_seed, encoders, info,
-                             probe_features, crop, device, weight_decay=wd)
+                model, p = _fit_one(cfg, store, cond, strategy, train_rows, n_cases, run_seed, encoders, info,
+                                    probe_features, crop, device, weight_decay=wd)
+                if repeat == 0 and n_cases in saved:
+                    start = time.perf_counter()
+                    oof = out_of_fold(cfg, store, cond, strategy, train_rows, n_cases, patients, run_seed, encoders, info,
+                                      probe_features, crop, device, wd)
+                    _save_model(cfg, saver, cond, strategy, n_cases, model, train_rows, p, oof, patients, run_seed, wd)
+                    saver.operating[-1]["seconds"] = time.perf_counter() - start  # fold models + saving (timings only)
                 scores.add((f"n{n_cases}", strategy, f"r{repeat}"), cond.name, p)
                 by_model.setdefault((n_cases, strategy), []).append(evaluate.macro(y_test, p))
                 runs.append({"condition": cond.name, "n_cases": n_cases, "n_train": len(train_rows), "strategy": strategy,
@@ -281,7 +420,7 @@ def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients
 
 
 def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Path, *, seed: int,
-              require_store: bool = True) -> TransferResult:
+              require_store: bool = True, models_dir: str | Path | None = None) -> TransferResult:
     """Train and test every strategy on every rare condition, size and repeat.
 
     Parameters
@@ -297,6 +436,8 @@ def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Pa
     require_store
         True (the simulated cohort, which always has sets): a missing or set-less store is an error.
         False (a real dataset, whose sets are optional): it gives :func:`empty_result` with the reason.
+    models_dir
+        Folder for the saved repeat-0 classifiers (``cfg.checkpoints``) and their model cards; None: save none.
     """
     reason = missing_sets_reason(store_dir)
     if reason is not None:
@@ -322,21 +463,28 @@ def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Pa
     scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}, "repeats": cfg.repeats,
                              "repeat_design": _REPEAT_DESIGN, "baseline_init": twin_how, "tuning": {},
                              "full_finetune_search": "none: a fixed step budget for foundation and scratch alike"})
+    saver = None
+    if models_dir is not None:
+        saver = _Saver(Path(models_dir), Path(encoder_path), info, twin_how, store.meta,
+                       store.records["record_id"].astype(str).to_numpy())
     run_rows, set_rows, result_rows = [], [], []
     for k, name in enumerate(conditions):
         cond = _split_condition(store, name, k, patients, cfg, seed, store_dir)
         y_pool, y_test = cond.is_case[cond.pool], cond.is_case[cond.test]
         set_rows.append({"condition": name, "pool_cases": int(y_pool.sum()), "pool_controls": int((~y_pool).sum()),
                          "test_cases": int(y_test.sum()), "test_controls": int((~y_test).sum())})
-        runs, results = _run_condition(cfg, store, cond, patients, encoders, info, scores, seed, crop, device)
+        runs, results = _run_condition(cfg, store, cond, patients, encoders, info, scores, seed, crop, device, saver)
         run_rows += runs
         result_rows += results
     results = pd.DataFrame(result_rows, columns=COLUMNS["results"])
     metrics = {**_headline(results), "repeats": cfg.repeats, "repeat_design": _REPEAT_DESIGN, "baseline_init": twin_how}
     if overlap:
         metrics["pretraining_labels_overlap"] = dict(scores.meta["overlap"])
+    decided = {} if saver is None or not saver.written else {
+        "decisions": pd.concat(saver.operating, ignore_index=True),
+        "calibration": pd.concat(saver.reliability, ignore_index=True), "checkpoints": dict(saver.written)}
     return TransferResult(results=results, runs=pd.DataFrame(run_rows, columns=COLUMNS["runs"]),
-                          sets=pd.DataFrame(set_rows, columns=COLUMNS["sets"]), metrics=metrics, scores=scores)
+                          sets=pd.DataFrame(set_rows, columns=COLUMNS["sets"]), metrics=metrics, scores=scores, **decided)
 
 
 _REPEAT_DESIGN = ("repeat k: training set draw and seed from [seed, condition, k], shared by every strategy (arms pair by "
@@ -358,25 +506,29 @@ def run(cfg, root: Path | None = None) -> TransferResult:
 
     ``cfg`` is ``ecgstudy.config.stage_config("transfer", params)``. With the simulated cohort a rare store
     is required; a real dataset's sets are optional (``curate.rare_sets``): without them the stage writes
-    empty tables and metrics that say why. Outputs: ``models/transfer/scores.npz``,
-    ``reports/tables/transfer/{results,runs,sets}.csv``, ``reports/metrics/transfer.json``.
+    empty tables and metrics that say why. Outputs: ``models/transfer/scores.npz``, the saved classifiers
+    ``models/transfer/<condition>_<strategy>_n<cases>.pt`` with their model cards (``transfer.checkpoints``),
+    ``reports/tables/transfer/{results,runs,sets,decisions,calibration}.csv``, ``reports/metrics/transfer.json``.
     """
     out = stage_outputs("transfer", root, models=True, figures=False)
     store_dir = resolve(cfg.data.curated, out.root) / cfg.transfer.store
+    for stale in [*out.models.glob("*.pt"), *out.models.glob("*.card.json"), *out.models.glob("*.card.md")]:
+        stale.unlink()  # a model of an earlier run (another size, condition or setting) must not outlive it
     result = train_all(cfg.transfer, store_dir, artifacts.encoder_path(cfg.transfer.encoder, out.root), seed=cfg.seed,
-                       require_store=cfg.data.source == "simulated")
+                       require_store=cfg.data.source == "simulated", models_dir=out.models)
     result.scores.save(out.root / artifacts.TRANSFER_SCORES)
     write_tables(result, out.tables)
     out.write_metrics(result.metrics)
-    out.write_timings({"runs": timing_rows(result.runs, ["condition", "n_cases", "strategy", "repeat"])})
+    out.write_timings({"runs": timing_rows(result.runs, ["condition", "n_cases", "strategy", "repeat"]),
+                       "saved_models": timing_rows(result.decisions, ["model"])})  # their fold models and saving
     return result
 
 
 def write_tables(result: TransferResult, tables_dir: Path) -> dict[str, Path]:
-    """Write the results, per-run and set-size tables as CSV (with their columns even when empty; without
-    wall-clock columns, which :func:`run` writes to ``reports/timings/transfer.json``)."""
+    """Write the results, per-run, set-size, decisions and calibration tables as CSV (with their columns even
+    when empty; without wall-clock columns, which :func:`run` writes to ``reports/timings/transfer.json``)."""
     Path(tables_dir).mkdir(parents=True, exist_ok=True)
-    paths = {name: Path(tables_dir) / f"{name}.csv" for name in COLUMNS}
+    paths = {name: Path(tables_dir) / f"{name}.csv" for name in (*COLUMNS, "decisions", "calibration")}
     for name, path in paths.items():
         without_timings(getattr(result, name)).to_csv(path, index=False)
     return paths

@@ -25,11 +25,13 @@ from typing import Any
 import pandas as pd
 
 from ecgstudy.engine.scores import ScoreFile
+from ecgstudy.plots import calibration as calibration_plots
 from ecgstudy.plots import training as training_plots
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.evaluate import claims as claims_
 from ecgstudy.stages.evaluate.config import Bootstrap, EvaluateConfig
 from ecgstudy.stages.evaluate.families import TRANSFER_FOUNDATIONS, Family, finetune_family, pretrain_family, transfer_family
+from ecgstudy.stages.evaluate.reliability import kept_reliability
 from ecgstudy.stages.outputs import stage_outputs
 
 __all__ = ["Bootstrap", "EvaluateConfig", "EvaluateResult", "TRANSFER_FOUNDATIONS", "evaluate_scores", "finetune_statistics",
@@ -168,14 +170,16 @@ def run(cfg, root: Path | None = None) -> EvaluateResult:
 
     ``cfg`` is ``ecgstudy.config.stage_config("evaluate", params)`` (``seed``, ``evaluate``). Outputs:
     ``reports/tables/evaluate/*.csv`` (``claims.csv`` among them), ``reports/figures/evaluate/*.png`` (the
-    transfer figure only when rare-disease sets were run), ``reports/metrics/evaluate.json`` and
+    transfer figure only when rare-disease sets were run; ``reliability.png``, the kept classifier's reliability
+    diagram: :mod:`ecgstudy.stages.evaluate.reliability`), ``reports/metrics/evaluate.json`` and
     ``reports/results.md``.
     """
     out = stage_outputs("evaluate", root)
+    finetune_scores = ScoreFile.load(artifacts.require(artifacts.FINETUNE_SCORES, "finetune", out.root))
     result = evaluate_scores(
         cfg.evaluate,
         ScoreFile.load(artifacts.require(artifacts.PROBE_SCORES, "pretrain", out.root)),
-        ScoreFile.load(artifacts.require(artifacts.FINETUNE_SCORES, "finetune", out.root)),
+        finetune_scores,
         ScoreFile.load(artifacts.require(artifacts.TRANSFER_SCORES, "transfer", out.root)),
         seed=cfg.seed, latent=_optional_metrics("latent", out.root), saliency=_optional_metrics("saliency", out.root),
     )
@@ -200,4 +204,10 @@ def run(cfg, root: Path | None = None) -> EvaluateResult:
         path.unlink(missing_ok=True)  # a figure of an earlier run must not outlive it
         if not table.empty and "auroc" in table:  # no rare-disease sets, or an empty label set: no figure
             result.figures[name] = draw(table, path)
+    path = out.figure("reliability")
+    path.unlink(missing_ok=True)
+    kept = kept_reliability(finetune_scores)
+    if kept is not None:  # a classifier with an evaluable label
+        result.figures["reliability"] = calibration_plots.reliability_diagram(kept.bins, kept.ece, path, title=kept.title,
+                                                                              positives=kept.positives)
     return result
