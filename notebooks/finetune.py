@@ -33,6 +33,7 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 # %%
 from ecgstudy import config
 from ecgstudy.stages import finetune
+from ecgstudy.stages.outputs import without_timings
 
 cfg = config.stage_config("finetune", params)
 cfg.finetune
@@ -44,10 +45,11 @@ cfg.finetune
 # differ by seed only). One row per model and evaluation split: point macro AUROC / AUPRC over the split's
 # evaluable labels (`n_labels`), the searched value it trained with, its best epoch on validation, how many
 # epochs ran and whether the best epoch was the last (`stopped_at_last_epoch`: it may not have converged).
+# Training times differ from run to run, so they are not shown here: `reports/timings/finetune.json` holds them.
 
 # %%
 result = finetune.run(cfg)
-result.results
+without_timings(result.results)
 
 # %% [markdown]
 # ## The same search for every arm
@@ -56,7 +58,7 @@ result.results
 # score) trains the other repeats.
 
 # %%
-result.tuning
+without_timings(result.tuning)
 
 # %% [markdown]
 # ## Training curves

@@ -5,7 +5,9 @@ Each fenced block after a ``<!-- reviewer-commands -->`` line in README.md runs,
 in the clone and whose DVC cache it shares, as after ``make study``). The shell's PATH lacks the venv and no
 environment variable points at it: the Makefile and ``bin/stage`` must find the project's Python
 themselves. Checks: a forced rerun of a training stage leaves ``git status`` and ``dvc metrics diff`` empty,
-a temporary experiment changing only ``latent`` runs only ``latent`` and ``report``.
+a variant of ``latent`` reruns only ``latent`` and its descendants (``evaluate``, ``report``), a temporary
+experiment changing a statistics setting runs only ``evaluate`` and ``report`` (every other output restored from
+the cache in the temporary copy).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ecgstudy.paths import repo_root
 
@@ -58,6 +61,17 @@ def _linked_venv(clone: Path) -> None:
     (venv / ".installed").touch()  # newer than the clone's pyproject.toml: make does not reinstall
 
 
+def uncached_outputs(dvc_yaml: Path) -> list[str]:
+    """The outputs and metrics that dvc.yaml leaves to git (``cache: false``): what a study's commit holds."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    paths = []
+    for stage in stages.values():
+        for entry in stage.get("outs", []) + stage.get("metrics", []):
+            if isinstance(entry, dict):
+                paths += [path for path, options in entry.items() if options.get("cache") is False]
+    return paths
+
+
 def running(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([\w-]+)'", output))
 
@@ -80,12 +94,12 @@ def reviewer(study, tmp_path_factory):
     venv_bin = Path(sys.executable).parent
     clone = tmp_path_factory.mktemp("reviewer") / "ecgstudy"
     subprocess.run(["git", "clone", "-q", str(study), str(clone)], check=True)
-    shutil.copy2(study / "dvc.lock", clone / "dvc.lock")
-    (clone / "reports" / "metrics").mkdir(parents=True, exist_ok=True)  # the fixture's commit has none
-    for metrics in (study / "reports" / "metrics").glob("*.json"):
-        shutil.copy2(metrics, clone / "reports" / "metrics" / metrics.name)
+    committed = ["dvc.lock"] + uncached_outputs(clone / "dvc.yaml")  # the fixture's commit has none of them
+    for name in committed:
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(study / name, clone / name)
     git = ["git", "-c", "user.name=reviewer", "-c", "user.email=r@example.org"]
-    subprocess.run(["git", "add", "dvc.lock", "reports/metrics"], cwd=clone, check=True)
+    subprocess.run(["git", "add", *committed], cwd=clone, check=True)
     subprocess.run(git + ["commit", "-qm", "tiny study results"], cwd=clone, check=True)
     subprocess.run(["git", "config", "user.name", "reviewer"], cwd=clone, check=True)  # dvc exp commits
     subprocess.run(["git", "config", "user.email", "r@example.org"], cwd=clone, check=True)
@@ -105,16 +119,16 @@ def reviewer(study, tmp_path_factory):
 
 def test_a_fresh_clone_restores_from_the_cache_and_a_forced_rerun_changes_nothing(reviewer):
     first = reviewer["blocks"][0]
-    assert "make repro STAGE=latent" in first["block"] and '-f -s' in first["block"]
+    assert "make repro\n" in first["block"] and "-f -s" in first["block"]
     assert running(first["output"]) == {"finetune"}, first["output"][-3000:]  # the rest came from the run cache
     assert first["git_status"] == "", first["git_status"]  # dvc.lock and metrics: the same bytes
     assert first["metrics_diff"].strip() == "", first["metrics_diff"]
     assert not pipeline_changes(first["dvc_status"]), first["dvc_status"]
 
 
-def test_a_variant_reruns_only_latent_and_the_report_and_shows_its_differences(reviewer):
+def test_a_variant_reruns_only_latent_and_its_descendants_and_shows_its_differences(reviewer):
     variant = reviewer["blocks"][1]
-    assert running(variant["output"]) == {"latent", "report"}, variant["output"][-3000:]
+    assert running(variant["output"]) == {"latent", "evaluate", "report"}, variant["output"][-3000:]
     assert "latent.json" in variant["output"]  # dvc metrics diff: k changed the k-NN probe
     assert (reviewer["clone"] / "dvc_plots" / "index.html").is_file()
     back = reviewer["blocks"][2]
@@ -122,10 +136,25 @@ def test_a_variant_reruns_only_latent_and_the_report_and_shows_its_differences(r
     assert not pipeline_changes(back["dvc_status"]), back["dvc_status"]
 
 
-def test_a_temporary_experiment_touching_latent_runs_only_latent_and_the_report(reviewer):
+def test_a_temporary_experiment_touching_evaluate_runs_only_evaluate_and_the_report(reviewer):
     temp = reviewer["blocks"][3]
-    assert "--temp" in temp["block"]
-    assert running(temp["output"]) == {"latent", "report"}, temp["output"][-3000:]
-    assert "pretrain" not in running(temp["output"])
+    assert "--temp" in temp["block"] and "-S evaluate." in temp["block"]
+    assert running(temp["output"]) == {"evaluate", "report"}, temp["output"][-3000:]
     assert temp["git_status"] == "", temp["git_status"]  # the workspace is untouched
     assert not pipeline_changes(temp["dvc_status"]), temp["dvc_status"]
+
+
+def test_no_executed_notebook_shows_a_wall_clock_column(study):
+    """The forced rerun above covers finetune; every stage's executed notebook (a DVC output) must be as
+    repeatable: none displays a table with a timing column (they belong in reports/timings/<stage>.json)."""
+    import nbformat
+
+    from ecgstudy.stages.outputs import TIMING_COLUMNS
+
+    shown = []
+    for path in sorted((study / "reports" / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                html = output.get("data", {}).get("text/html", "")
+                shown += [(path.name, c) for c in TIMING_COLUMNS if f"<th>{c}</th>" in html]
+    assert not shown, shown
