@@ -5,7 +5,7 @@ Each fenced block after a ``<!-- reviewer-commands -->`` line in README.md runs,
 in the clone and whose DVC cache it shares, as after ``make study``). The shell's PATH lacks the venv and no
 environment variable points at it: the Makefile and ``bin/stage`` must find the project's Python
 themselves. Checks: a forced rerun of a training stage leaves ``git status`` and ``dvc metrics diff`` empty,
-a variant of ``latent`` reruns only ``latent`` and its descendants (``evaluate``, ``report``), a temporary
+a variant of ``saliency`` reruns only ``saliency`` and its descendants (``evaluate``, ``report``), a temporary
 experiment changing a statistics setting runs only ``evaluate`` and ``report`` (every other output restored from
 the cache in the temporary copy).
 """
@@ -126,10 +126,11 @@ def test_a_fresh_clone_restores_from_the_cache_and_a_forced_rerun_changes_nothin
     assert not pipeline_changes(first["dvc_status"]), first["dvc_status"]
 
 
-def test_a_variant_reruns_only_latent_and_its_descendants_and_shows_its_differences(reviewer):
+def test_a_variant_reruns_only_saliency_and_its_descendants_and_shows_its_differences(reviewer):
     variant = reviewer["blocks"][1]
-    assert running(variant["output"]) == {"latent", "evaluate", "report"}, variant["output"][-3000:]
-    assert "latent.json" in variant["output"]  # dvc metrics diff: k changed the k-NN probe
+    assert "-S saliency." in variant["block"]
+    assert running(variant["output"]) == {"saliency", "evaluate", "report"}, variant["output"][-3000:]
+    assert "saliency.json" in variant["output"]  # dvc metrics diff: the smoothing window changed the scores
     assert (reviewer["clone"] / "dvc_plots" / "index.html").is_file()
     back = reviewer["blocks"][2]
     assert back["git_status"] == "" and back["metrics_diff"].strip() == "", back
