@@ -36,6 +36,7 @@ params: dict = {}  # stage sections of params.yaml injected by the runner (pytho
 # %%
 from ecgstudy import config
 from ecgstudy.stages import transfer
+from ecgstudy.stages.outputs import without_timings
 
 cfg = config.stage_config("transfer", params)
 cfg.transfer
@@ -51,7 +52,7 @@ result.sets
 # ## Mean test AUROC over repeats, and the spread between repeats
 
 # %%
-result.results
+without_timings(result.results)  # wall-clock columns: reports/timings/transfer.json
 
 # %%
 result.metrics
@@ -65,4 +66,4 @@ result.metrics
 # gives on the held-out test part (Wilson and Hanley-McNeil intervals: one model, one small test part).
 
 # %%
-result.decisions
+without_timings(result.decisions)
