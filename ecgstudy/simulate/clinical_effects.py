@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgstudy.simulate.effects import template_leads
 from ecgstudy.simulate.leads import DOWER, twelve_lead_matrix
 from ecgstudy.simulate.physiology import Physiology, fit_span
-from ecgstudy.simulate.waves import PART_P, PART_T, render
+from ecgstudy.simulate.waves import PART_P, PART_T
 
 P_MITRALE_MS = 120.0  # P duration criterion of left atrial abnormality
 P_PULMONALE_MV = 0.25  # P amplitude criterion of right atrial abnormality in lead II
@@ -28,13 +29,7 @@ _P_FS = 1000.0  # rendering rate of the template P, Hz
 
 def p_leads(phys: Physiology) -> np.ndarray:
     """The template P wave in the 12 leads, shape (12, n) at 1000 Hz, mV."""
-    dower = DOWER if phys.dower is None else phys.dower
-    on, off = phys.p.onset_offset(PART_P)
-    n = int(np.ceil((off - on + 0.02) * _P_FS)) + 1
-    chans = render(phys.p.of(PART_P), on - 0.01, _P_FS, n)
-    leads = twelve_lead_matrix(dower) @ chans[:3]
-    leads[6:] += chans[3:]
-    return leads
+    return template_leads(phys, phys.p, PART_P, fs=_P_FS)
 
 
 def _atrial_lobes(phys: Physiology) -> tuple[int, int]:

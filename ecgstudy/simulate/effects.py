@@ -146,19 +146,26 @@ def _limb_amplitude(phys: Physiology) -> float:
     return float(np.max(limb.max(axis=1) - limb.min(axis=1)))
 
 
-def qrs_leads(phys: Physiology, dower: np.ndarray | None = None, fs: float = 1000.0) -> np.ndarray:
-    """The QRS of the template in the 12 leads (dipole plus local parts), shape (12, n) at ``fs``, mV.
+def template_leads(phys: Physiology, waves, part: int, dower: np.ndarray | None = None,
+                   fs: float = 1000.0) -> np.ndarray:
+    """One wave (``part`` of ``waves``) of the template in the 12 leads (dipole plus local parts), shape
+    (12, n) at ``fs``, mV, from 10 ms before its onset to 10 ms after its offset.
 
     ``dower``: the transfer matrix (default: the recording's own, else the standard Dower matrix).
     """
     if dower is None:
         dower = DOWER if phys.dower is None else phys.dower
-    on, off = phys.qrs.onset_offset(PART_QRS)
+    on, off = waves.onset_offset(part)
     n = int(np.ceil((off - on + 0.02) * fs)) + 1
-    chans = render(phys.qrs.of(PART_QRS), on - 0.01, fs, n)
+    chans = render(waves.of(part), on - 0.01, fs, n)
     leads = twelve_lead_matrix(dower) @ chans[:3]
     leads[6:] += chans[3:]
     return leads
+
+
+def qrs_leads(phys: Physiology, dower: np.ndarray | None = None, fs: float = 1000.0) -> np.ndarray:
+    """The QRS of the template in the 12 leads, shape (12, n) at ``fs``, mV (:func:`template_leads`)."""
+    return template_leads(phys, phys.qrs, PART_QRS, dower, fs)
 
 
 def scale_dipoles(phys: Physiology, factor: float, parts: tuple[int, ...]) -> None:
