@@ -17,7 +17,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 
-.PHONY: help venv study repro exp test test-fast lab lab-settings bench params readme clean-outputs
+.PHONY: help venv study repro exp test test-fast browser lab lab-settings bench params readme clean-outputs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,8 +44,14 @@ repro: $(STAMP) ## Rerun one stage and what it needs (STAGE=finetune; ARGS="-f -
 exp: $(STAMP) ## Run a variant as a DVC experiment (ARGS="-S latent.k=10"; add --temp to leave the workspace alone)
 	dvc exp run $(ARGS)
 
-test: $(STAMP) $(LAB_SETTINGS) ## Run the whole test suite (unit + end-to-end), as CI does
+test: $(STAMP) $(LAB_SETTINGS) browser ## Run the whole test suite (unit + end-to-end), as CI does
 	python -m pytest -q
+
+browser: ## Install Debian's chromium (headless) for the report's browser test, if missing (needs root + apt)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  { echo "make browser: install Debian's chromium package (the report is tested in a real browser)"; exit 1; }
 
 test-fast: $(STAMP) $(LAB_SETTINGS) ## Run the unit tests only (skips the end-to-end dvc repro)
 	python -m pytest -q -m "not slow"
