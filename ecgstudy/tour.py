@@ -256,7 +256,8 @@ def open_store(name: str = "main", base: Path | None = None):
 
 
 def ecg(store, code: str, split: str | None = "test") -> Image | None:
-    """One 12-lead ECG of ``store`` reported as ``code`` (the clearest example, as the curate stage picks it)."""
+    """One 12-lead ECG of ``store`` reported as ``code`` (the clearest example, as the curate stage picks it),
+    from ``split`` when it has one, else from any split (the title names the split drawn from)."""
     from matplotlib.figure import Figure
 
     from ecgstudy.data.describe import example_per_condition
@@ -266,8 +267,11 @@ def ecg(store, code: str, split: str | None = "test") -> Image | None:
         print(f"{code!r} is not a label of this store; its labels: {', '.join(store.labels)}")
         return None
     picked = example_per_condition(store, [code], split=split)
+    if code not in picked and split is not None:
+        print(f"No record of split {split!r} is reported as {code}; drawing one from any split.")
+        picked = example_per_condition(store, [code], split=None)
     if code not in picked:
-        print(f"No record of split {split!r} is reported as {code}; try split=None (every record).")
+        print(f"No record of this store is reported as {code}.")
         return None
     row = picked[code]
     record = store.records.iloc[row]

@@ -1,8 +1,9 @@
 """End to end on a real-data layout: the PTB-XL profile runs every stage when PTB-XL is present.
 
-PTB-XL itself cannot be shipped, so a small cohort is written in PTB-XL's format and stripped of
-everything real PTB-XL lacks (simulator ground truth, signature masks, declared external sites, rare
-sets). The pipeline then sees exactly what a user with PTB-XL on disk gives it: `make params
+PTB-XL itself cannot be shipped, so the simulated world's downstream corpus is written in PTB-XL's format
+and stripped of everything real PTB-XL lacks (simulator ground truth, signature masks, declared external
+sites, rare sets); its foundation corpus, in the same format, is the pretraining corpus that the profile
+otherwise takes from CODE-15%. The pipeline then sees exactly what a user with PTB-XL on disk gives it: `make params
 PROFILE=ptbxl` (plus tiny sizes) and `dvc repro`.
 """
 
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.slow
 
 #: Tiny sizes for the profile run (on top of tests/params_tiny.yaml).
 TINY_PTBXL = {
+    # a second PTB-XL-format corpus stands in for CODE-15% as the foundation corpus (its reader has its own tests)
+    "data": {"foundation": {"source": "ptbxl", "root": "data/raw/ptbxl_foundation"}},
     "curate": {"rare_sets": {"codes": ["IMI", "CLBBB", "WPW"], "controls_per_case": 2, "min_cases": 5}},
     "finetune": {"fractions": [1.0], "strategies": ["pretrained", "linear_probe"]},
     "transfer": {"n_train_cases": [3], "strategies": ["foundation", "scratch"]},
@@ -41,13 +44,18 @@ def ptbxl_study(tmp_path_factory) -> Path:
         if (src / name).is_file():
             (dst / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / name, dst / name)
-    raw = dst / "data" / "raw" / "ptbxl"
-    _run([sys.executable, "-m", "ecgstudy.cli", "simulate", "--out", str(raw), "--n-records", "240", "--seed", "5"], dst)
-    for extra in ("ground_truth.parquet", "signature_masks.parquet", "simulation.json"):
-        (raw / extra).unlink()
-    shutil.rmtree(raw / "rare")
     tiny = yaml.safe_load((src / "tests" / "params_tiny.yaml").read_text())
+    world = tmp_path_factory.mktemp("world")
+    (world / "params.yaml").write_text(params_file.render(params_file.to_sections(tiny)))
+    _run([sys.executable, "-m", "ecgstudy.cli", "simulate", "--out", str(world / "raw"), "--n-records", "240",
+          "--seed", "5", "--params", str(world / "params.yaml")], dst)
+    for corpus, name in (("downstream", "ptbxl"), ("foundation", "ptbxl_foundation")):
+        raw = dst / "data" / "raw" / name
+        shutil.move(world / "raw" / corpus, raw)
+        for extra in ("ground_truth.parquet", "signature_masks.parquet", "simulation.json"):
+            (raw / extra).unlink()
     tiny.pop("simulate")
+    tiny["study"].pop("corpus_sizes")
     overlay = params_file.merge(params_file.merge(params_file.load_profile("ptbxl", src), params_file.to_sections(tiny)),
                                 TINY_PTBXL)
     (dst / "params.yaml").write_text(params_file.render(overlay))

@@ -158,6 +158,20 @@ def test_variant_command():
     assert tour.variant_command(["a.b=1"], temp=True)[1:4] == ["exp", "run", "--temp"]
 
 
+def test_ecg_draws_from_another_split_when_the_asked_one_has_no_case(tmp_path, capsys):
+    from _store_builder import build_store
+    from ecgstudy.data.store import Store
+
+    store = Store(build_store(tmp_path / "s", 80))
+    cases = store.label_matrix(["CLBBB"])[:, 0] == 1
+    store.records.loc[cases & (store.records["split"] == "test").to_numpy(), "split"] = "train"  # no test case left
+    absent = "test"
+    shown = tour.ecg(store, "CLBBB", split=absent)
+    assert shown is not None and shown.data[:4] == b"\x89PNG"
+    assert f"No record of split {absent!r} is reported as CLBBB; drawing one from any split" in capsys.readouterr().out
+    assert tour.ecg(store, "NOPE") is None and "not a label of this store" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_tour_on_the_tiny_study(study, monkeypatch):
     cells = _execute_tour(study, monkeypatch)
