@@ -58,3 +58,16 @@ Image(filename=result.figures["umap"])
 
 # %%
 Image(filename=result.figures["knn_probe_auroc"])
+
+# %% [markdown]
+# ## Age and sex in the embedding
+# k-NN regression of age (mean absolute error in years; `age_mae_mean_predictor` is what predicting the
+# mean age scores) and k-NN sex AUROC on the evaluation split, with patient-bootstrap intervals, for the
+# pretrained encoder and its random-init twin. Published anchor: a 12-lead CNN trained on ~500,000 ECGs,
+# age MAE 6.9 years, sex AUROC 0.97 (Attia et al. 2019).
+
+# %%
+import pandas as pd
+
+pd.DataFrame({enc: {k: v for k, v in result.metrics[enc].items() if "age" in k or "sex" in k}
+              for enc in latent.ENCODERS}).round(3)

@@ -223,6 +223,10 @@ def test_latent_stage_on_a_tiny_store(tmp_path, monkeypatch):
         assert m[f"knn_{metric}_gain_low"] <= m[f"knn_{metric}_gain_over_random"] <= m[f"knn_{metric}_gain_high"]
         assert m[f"knn_{metric}_gain_level"] == 0.95 and 0 <= m[f"knn_{metric}_gain_p_value"] <= 1
     assert set(result.subtitles) == set(latent.ENCODERS)
+    for enc in latent.ENCODERS:  # age and sex read from the embeddings (the test store's are random)
+        assert m[enc]["knn_age_mae_low"] <= m[enc]["knn_age_mae"] <= m[enc]["knn_age_mae_high"]
+        assert 0 <= m[enc]["knn_sex_auroc"] <= 1
+    assert m["demographics"]["n_age"] == n_test and m["knn_age_mae_gain_low"] <= m["knn_age_mae_gain_high"]
     assert set(result.probe["encoder"]) == set(latent.ENCODERS)
     assert m["knn_auroc_gain_over_random"] == pytest.approx(
         m["pretrained"]["knn_macro_auroc"] - m["random_init"]["knn_macro_auroc"])
@@ -298,3 +302,47 @@ def test_probe_statistics_skip_labels_missing_a_class_without_redraw():
                                   latent.LatentConfig(n_boot=300), seed=0)
     skipped = out["statistics"]["skipped_label_draws"]
     assert 50 < skipped < 200  # ~ 300 x (29/30)^30 = 108 resamples without the positive, none redrawn
+
+
+def test_knn_demographics_read_age_and_sex_from_an_embedding_that_holds_them():
+    rng = np.random.default_rng(0)
+    n = 400
+    age, sex = rng.uniform(20, 90, n), rng.integers(0, 2, n).astype(float)
+    informative = np.column_stack([age / 10, 3 * sex, rng.normal(size=(n, 6))])
+    noise = rng.normal(size=(n, 8))
+    train, test = slice(0, 300), slice(300, n)
+    age_train = age[train].copy()
+    age_train[:5] = np.nan  # unknown ages leave the fit, not the sample
+    good = latent.knn_demographics(informative[train], age_train, sex[train], informative[test], k=15, metric="euclidean")
+    bad = latent.knn_demographics(noise[train], age_train, sex[train], noise[test], k=15, metric="euclidean")
+    mean_predictor = np.mean(np.abs(np.nanmean(age_train) - age[test]))
+    assert np.mean(np.abs(good["age"] - age[test])) < 0.3 * mean_predictor
+    assert np.mean(np.abs(bad["age"] - age[test])) > 0.8 * mean_predictor
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(sex[test], good["sex"]) > 0.95 and abs(roc_auc_score(sex[test], bad["sex"]) - 0.5) < 0.15
+    one_sex = latent.knn_demographics(noise[train], age_train, np.zeros(300), noise[test], k=15)
+    assert np.isnan(one_sex["sex"]).all() and np.isfinite(one_sex["age"]).all()
+
+
+def test_demographic_statistics_resample_patients_and_pair_the_encoders():
+    rng = np.random.default_rng(1)
+    n = 120
+    y = (rng.random((n, 1)) < 0.3).astype(int)
+    patients = np.repeat(np.arange(n // 2), 2)
+    age, sex = rng.uniform(20, 90, n), (rng.random(n) < 0.5).astype(float)
+    base = _sample(y, patients)
+    sample = latent.Sample(np.arange(n), np.arange(n), {"test": np.arange(n)}, y, base.labels, base.site,
+                           base.diagnosis, base.record_id, base.patient, age=age, sex=sex)
+    preds = {"pretrained": {"age": age + rng.normal(0, 3, n), "sex": sex + 0.5 * rng.random(n)},
+             "random_init": {"age": np.full(n, age.mean()) + rng.normal(0, 1, n), "sex": rng.random(n)}}
+    cfg = latent.LatentConfig(n_boot=300)
+    out = latent.demographic_statistics(sample, preds, cfg, seed=0)
+    pre, rnd = out["per_encoder"]["pretrained"], out["per_encoder"]["random_init"]
+    for metrics in (pre, rnd):
+        for m in ("age_mae", "sex_auroc"):
+            assert metrics[f"knn_{m}_low"] <= metrics[f"knn_{m}"] <= metrics[f"knn_{m}_high"]
+    assert pre["knn_age_mae"] == pytest.approx(np.mean(np.abs(preds["pretrained"]["age"] - age)))
+    assert pre["knn_sex_auroc"] == 1.0 and 0.3 < rnd["knn_sex_auroc"] < 0.7
+    assert out["knn_age_mae_gain_high"] < 0 < out["knn_sex_auroc_gain_low"]  # paired: better on both
+    assert out["demographics"]["n_age"] == n and out["demographics"]["age_mae_mean_predictor"] > rnd["knn_age_mae"] - 2
+    assert latent.demographic_statistics(base, preds, cfg, seed=0) == {}  # no age or sex in the store: nothing

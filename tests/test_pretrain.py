@@ -1,6 +1,7 @@
 """Pretraining: augmentations, CMSC objective, the registry and the stage (runs, comparison, resume)."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -262,3 +263,18 @@ def test_random_init_twin_is_the_runs_init_with_batchnorm_reestimated_on_its_rec
     for key, value in default_bn.items():
         assert not torch.equal(twin.state_dict()[key], value), key  # re-estimated, not the defaults
         assert torch.allclose(twin.state_dict()[key], init.state_dict()[key], atol=1e-5), key  # on the same records
+
+
+def test_the_random_init_twin_has_a_model_card_saying_it_was_never_trained(store, tmp_path):
+    from ecgstudy.apply.cards import card_paths, describe
+
+    cfg = _small([{"name": "cmsc"}], keep="cmsc", resume=False)
+    res = run_pretrain(cfg, store, tmp_path, seed=4)
+    twin = artifacts.twin_path(tmp_path, "cmsc")
+    card = json.loads(card_paths(twin)[0].read_text())
+    assert card["kind"] == "encoder" and card["pretraining"]["random_init_of"] == "cmsc"
+    assert card["pretraining"]["records"] == 0 and card["pretraining"]["epochs_run"] == 0
+    assert card["pretraining"]["batchnorm_recalibrated_on_records"] == res.runs["cmsc"].metrics["n_train_records"] > 0
+    assert card["pretraining"]["val_probe_auroc"] == pytest.approx(
+        float(res.comparison.set_index("run").loc["cmsc", "random_auroc"]))
+    assert "random initialisation" in describe(twin)

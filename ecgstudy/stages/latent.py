@@ -13,6 +13,11 @@ claim must beat, differing from the pretrained encoder by pretraining only), the
   draws. The encoder is trained once and the k-NN probe has no training randomness: one repeat;
 - scores how much the embedding encodes the recording site (k-NN balanced accuracy; chance = 1/sites),
   the domain shift that external validation has to overcome;
+- scores how much it encodes age and sex (k-NN regression: mean absolute error in years against
+  predicting the probe sample's mean age; k-NN sex AUROC), each with a patient-bootstrap interval and the
+  paired pretrained - random init difference: the ECG carries both (a 12-lead CNN trained on ~500,000 ECGs
+  reached age MAE 6.9 years and sex AUROC 0.97, Attia et al. 2019, Circ Arrhythm Electrophysiol), and the
+  simulator's age and sex effects (simulate/SOURCES.md) make them learnable here;
 - projects the evaluation records (plus e.g. the external split) to 2-D with UMAP for the figure
   coloured by diagnosis and by site.
 
@@ -31,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -256,6 +261,8 @@ class Sample:
     diagnosis: np.ndarray
     record_id: np.ndarray
     patient: np.ndarray
+    age: np.ndarray | None = None  # (N,) years, nan where unknown; None: the store has no age column
+    sex: np.ndarray | None = None  # (N,) 0 male / 1 female, nan where unknown; None: no sex column
 
     @property
     def draw_rows(self) -> np.ndarray:
@@ -273,6 +280,29 @@ class EncoderScores:
     site_accuracy: float
     z_draw: np.ndarray
     embed_dim: int
+    demographics: dict[str, np.ndarray] = field(default_factory=dict)  # knn_demographics of the eval sample
+
+
+def knn_demographics(train_z: np.ndarray, train_age: np.ndarray, train_sex: np.ndarray, test_z: np.ndarray,
+                     k: int = 15, metric: str = "cosine") -> dict[str, np.ndarray]:
+    """k-NN age and sex predictions for the test embeddings (N_test, D) from the train ones (N_train, D).
+
+    ``train_age`` (years) and ``train_sex`` (0/1) are (N_train,) with nan where unknown (those records are
+    left out of that fit). Returns {"age": predicted years (N_test,), "sex": neighbour share of sex 1
+    (N_test,)}; an entry is all nan when fewer than ``k`` train records (or a single sex) are known.
+    """
+    out = {}
+    for name, target in (("age", train_age), ("sex", train_sex)):
+        known = np.isfinite(np.asarray(target, dtype=np.float64))
+        values = np.asarray(target, dtype=np.float64)[known]
+        if known.sum() < k or (name == "sex" and len(np.unique(values)) < 2):
+            out[name] = np.full(len(test_z), np.nan)
+        elif name == "age":
+            out[name] = KNeighborsRegressor(n_neighbors=k, metric=metric).fit(train_z[known], values).predict(test_z)
+        else:
+            clf = KNeighborsClassifier(n_neighbors=k, metric=metric).fit(train_z[known], values.astype(int))
+            out[name] = clf.predict_proba(test_z)[:, list(clf.classes_).index(1)]
+    return out
 
 
 def _sample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -317,8 +347,11 @@ def sample_records(cfg: LatentConfig, store: Store, rng: np.random.Generator) ->
     site = records["site"].astype(str).to_numpy() if "site" in records else np.full(len(records), "unknown")
     ids = records["record_id"].astype(str).to_numpy()
     patient = records["patient_id"].astype(str).to_numpy() if "patient_id" in records else ids
+    known = {c: pd.to_numeric(records[c], errors="coerce").to_numpy(dtype=np.float64) if c in records else None
+             for c in ("age", "sex")}
     return Sample(probe_rows, eval_rows, drawn, y[:, keep], labels, site,
-                  primary_diagnosis(records, store.meta.get("label_info", {})).to_numpy(), ids, patient)
+                  primary_diagnosis(records, store.meta.get("label_info", {})).to_numpy(), ids, patient,
+                  age=known["age"], sex=known["sex"])
 
 
 def score_encoder(name: str, model: nn.Module, store: Store, sample: Sample, cfg: LatentConfig,
@@ -339,7 +372,56 @@ def score_encoder(name: str, model: nn.Module, store: Store, sample: Sample, cfg
     scores = knn_scores(z_probe, y_probe, z_eval, cfg.k, cfg.knn_metric)
     site = knn_group_accuracy(z_probe, sample.site[sample.probe_rows], z_eval, sample.site[sample.eval_rows],
                               cfg.k, cfg.knn_metric)
-    return EncoderScores(probe, scores, site, z_draw, int(z_all.shape[1]))
+    demographics = {} if sample.age is None or sample.sex is None else knn_demographics(
+        z_probe, sample.age[sample.probe_rows], sample.sex[sample.probe_rows], z_eval, cfg.k, cfg.knn_metric)
+    return EncoderScores(probe, scores, site, z_draw, int(z_all.shape[1]), demographics)
+
+
+def demographic_statistics(sample: Sample, predictions: dict[str, dict[str, np.ndarray]], cfg: LatentConfig,
+                           seed: int) -> dict:
+    """Age MAE and sex AUROC of each encoder's k-NN predictions on the evaluation sample, with intervals.
+
+    ``predictions``: {encoder: :func:`knn_demographics` output} for :data:`ENCODERS`. Intervals: cluster
+    bootstrap over the evaluation sample's patients (``cfg.n_boot``, its own seed stream); the same draws
+    give the paired pretrained - random init differences. ``age_mae_mean_predictor``: the MAE of
+    predicting the probe sample's mean age for everyone (what an embedding without age information scores).
+    Returns {} when the store has no age or sex.
+    """
+    if sample.age is None or sample.sex is None or not all(predictions.get(e) for e in ENCODERS):
+        return {}
+    rows = sample.eval_rows
+    age, sex = sample.age[rows], sample.sex[rows]
+    w = resample.patient_weights(sample.patient[rows], cfg.n_boot, resample.seed_for(seed, "latent", "demographics"))
+    alpha = 1.0 - cfg.ci
+    known_sex = np.isfinite(sex)
+    per_encoder, draws = {}, {}
+    for name in ENCODERS:
+        error = np.abs(predictions[name]["age"] - age)
+        auroc = resample.weighted_metrics(sex[known_sex], predictions[name]["sex"][known_sex],
+                                          w[known_sex])["auroc"]
+        full = {"age_mae": float(np.nanmean(error)),
+                "sex_auroc": float(resample.weighted_metrics(sex[known_sex], predictions[name]["sex"][known_sex],
+                                                             np.ones((int(known_sex.sum()), 1)))["auroc"][0])}
+        draws[name] = {"age_mae": resample.weighted_means(error, w), "sex_auroc": auroc}
+        per_encoder[name] = {}
+        for metric, value in full.items():
+            low, high = np.nanquantile(draws[name][metric], [alpha / 2, 1 - alpha / 2])
+            per_encoder[name].update({f"knn_{metric}": value, f"knn_{metric}_low": float(low),
+                                      f"knn_{metric}_high": float(high)})
+    out: dict = {"per_encoder": per_encoder}
+    for metric in ("age_mae", "sex_auroc"):
+        diff = draws["pretrained"][metric] - draws["random_init"][metric]
+        low, high = np.nanquantile(diff, [alpha / 2, 1 - alpha / 2])
+        out[f"knn_{metric}_gain_over_random"] = per_encoder["pretrained"][f"knn_{metric}"] - per_encoder["random_init"][f"knn_{metric}"]
+        out[f"knn_{metric}_gain_low"], out[f"knn_{metric}_gain_high"] = float(low), float(high)
+    out["demographics"] = {
+        "age_mae_mean_predictor": float(np.nanmean(np.abs(np.nanmean(sample.age[sample.probe_rows]) - age))),
+        "n_age": int(np.isfinite(age).sum()), "n_sex": int(known_sex.sum()),
+        "female_share": float(np.nanmean(sex)),
+        "published": "12-lead CNN on ~500,000 ECGs: age MAE 6.9 years, sex AUROC 0.97 (Attia et al. 2019)",
+        "note": "lower age MAE is better: a negative age_mae gain means the pretrained encoder predicts age better",
+    }
+    return out
 
 
 def probe_statistics(sample: Sample, scores: dict[str, np.ndarray], cfg: LatentConfig, seed: int) -> dict:
@@ -411,9 +493,12 @@ def run_latent(cfg: LatentConfig, store_dir: str | Path, encoder_path: str | Pat
     scored = {name: score_encoder(name, model, store, sample, cfg, normalise) for name, model in encoders.items()}
     stats = probe_statistics(sample, {name: s.scores for name, s in scored.items()}, cfg, seed)
     n_sites = len(set(sample.site[sample.probe_rows]))
-    metrics: dict = {name: {**stats.pop(name), "knn_site_balanced_accuracy": s.site_accuracy}
+    demographics = demographic_statistics(sample, {name: s.demographics for name, s in scored.items()}, cfg, seed)
+    per_encoder = demographics.pop("per_encoder", {})
+    metrics: dict = {name: {**stats.pop(name), "knn_site_balanced_accuracy": s.site_accuracy, **per_encoder.get(name, {})}
                      for name, s in scored.items()}
     metrics.update(stats)
+    metrics.update(demographics)
     metrics.update({
         "site_chance_accuracy": 1.0 / n_sites if n_sites else float("nan"),
         "n_probe": int(len(sample.probe_rows)), "n_eval": int(len(sample.eval_rows)),

@@ -32,7 +32,7 @@ from ecgstudy.stages.outputs import stage_outputs
 from ecgstudy.engine.probes import pos_weights
 from ecgstudy.engine.tuning import stopped_at_last_epoch
 from ecgstudy.models import build_encoder, count_parameters
-from ecgstudy.models.checkpoint import preprocessing_spec, save_checkpoint
+from ecgstudy.models.checkpoint import preprocessing_spec, read_checkpoint, save_checkpoint
 from ecgstudy.objectives import OBJECTIVES, ObjectiveContext, build_objective
 from ecgstudy.stages.pretrain.config import PretrainConfig, PretrainRun
 from ecgstudy.engine.train import autocast, fit, make_loader, recalibrate_batchnorm, resolve_device, set_threads, to_device
@@ -326,7 +326,7 @@ def run_pretrain(
 
 
 def write_encoder_cards(runs: dict[str, RunResult], kept: Path, keep: str, store, comparison: pd.DataFrame) -> None:
-    """A model card beside every run's checkpoint and ``encoder.pt`` (:mod:`ecgstudy.apply.cards`)."""
+    """A model card beside every run's checkpoint, its random-init twin and ``encoder.pt`` (:mod:`ecgstudy.apply.cards`)."""
     from ecgstudy.apply.cards import build_card, write_card
 
     probes = comparison.set_index("run") if len(comparison) else pd.DataFrame()
@@ -339,6 +339,14 @@ def write_encoder_cards(runs: dict[str, RunResult], kept: Path, keep: str, store
             pretraining.update(val_probe_auroc=float(row["auroc"]), val_probe_auroc_random_init=float(row["random_auroc"]))
         for path in [r.checkpoint] + ([kept] if name == keep else []):
             write_card(path, build_card(path, pretraining=pretraining, label_info=store.meta.get("label_info")))
+        twin = artifacts.twin_path(Path(r.checkpoint).parent, name)
+        if twin.is_file():  # the baseline: the same encoder at its starting weights, never trained
+            baseline = {"source": store.meta.get("source"), "run": name, "objective": "none (random initialisation)",
+                        "random_init_of": name, "records": 0, "epochs_run": 0,
+                        "batchnorm_recalibrated_on_records": read_checkpoint(twin)["extra"]["batchnorm_recalibrated_on"]}
+            if name in probes.index:
+                baseline.update(val_probe_auroc=float(probes.loc[name]["random_auroc"]))
+            write_card(twin, build_card(twin, pretraining=baseline, label_info=store.meta.get("label_info")))
 
 
 def _metrics(cfg: PretrainConfig, runs: dict[str, RunResult], comparison: pd.DataFrame) -> dict[str, Any]:
