@@ -45,7 +45,7 @@ exp: $(STAMP) ## Run a variant as a DVC experiment (ARGS="-S latent.k=10"; add -
 	dvc exp run $(ARGS)
 
 test: $(STAMP) $(LAB_SETTINGS) browser ## Run the whole test suite (unit + end-to-end), as CI does
-	python -m pytest -q --durations=25
+	OMP_NUM_THREADS=1 python -m pytest -q -n 2 --no-loadscope-reorder --durations=25
 
 browser: ## Install Debian's chromium (headless) for the report's browser test, if missing (needs root + apt)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \

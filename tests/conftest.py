@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +17,39 @@ import wfdb
 import yaml
 
 from ecgstudy.paths import repo_root, resource
+
+#: Test files sharing the session fixture ``study`` (one tiny ``dvc repro``): one xdist worker runs them all.
+STUDY_FILES = ("test_pipeline.py", "test_readme_reviewer.py", "test_tour.py")
+#: Groups scheduled first: the two end-to-end runs, one per xdist worker.
+HEAVY_GROUPS = ("study", "test_pipeline_ptbxl_profile.py")
+
+
+def test_group(nodeid: str) -> str:
+    """The group of a test (by node id): ``study`` for :data:`STUDY_FILES`, else its file, so that a
+    module- or session-scoped fixture is built by one worker only."""
+    path = nodeid.split("::", 1)[0]
+    return "study" if path.rsplit("/", 1)[-1] in STUDY_FILES else path.rsplit("/", 1)[-1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end groups first (``make test`` then starts one on each of its two workers)."""
+    rank = {group: i for i, group in enumerate(HEAVY_GROUPS)}
+    items.sort(key=lambda item: rank.get(test_group(item.nodeid), len(rank)))
+
+
+if importlib.util.find_spec("xdist") is not None:
+
+    def pytest_xdist_make_scheduler(config, log):
+        """``pytest -n`` (``make test``): whole groups (:func:`test_group`) go to one worker, in collection
+        order (with ``--no-loadscope-reorder``)."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class GroupScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return test_group(nodeid)
+
+        return GroupScheduling(config, log)
+
 
 #: Lead names as PTB-XL spells them, in PTB-XL's (= the standard) order.
 PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
