@@ -39,8 +39,9 @@ from ecgstudy.paths import repo_root, resolve
 STAGE_INTROS: dict[str, str] = {
     "curate": "Simulate (or read) the cohort, harmonise every record to the store's sampling rate and "
               "length, run quality checks and split by patient.",
-    "pretrain": "Pretraining objectives compared on the same training records (supervised, contrastive CMSC+RLM, "
-                "masked reconstruction, wav2vec 2.0 masked prediction, ECG-FM's hybrid), each encoder scored by a "
+    "pretrain": "Pretraining objectives compared on the foundation corpus's training records at matched compute "
+                "(the default: supervised, contrastive CMSC+RLM, masked reconstruction, ECG-FM's hybrid; the full "
+                "profile adds wav2vec 2.0 masked prediction alone), each encoder scored by a "
                 "linear probe on the validation split against the same architecture at random initialisation; "
                 "the kept run's encoder feeds every later stage.",
     "finetune": "Multi-label diagnosis: pretrained vs from scratch vs linear probes at several label "
@@ -52,7 +53,8 @@ STAGE_INTROS: dict[str, str] = {
                 "(its size in n_labels), paired comparisons with Holm's adjustment per family, the claims shown "
                 "at the top of this page, and the figures drawn from them.",
     "latent": "Embedding space of the pretrained encoder vs a random-init encoder of the same architecture: "
-              "UMAP by diagnosis and by site, and a k-NN probe.",
+              "UMAP by diagnosis and by site, a k-NN probe of the diagnoses, and how well k-NN reads the site, "
+              "age (mean absolute error, years) and sex (AUROC) from the embeddings.",
     "saliency": "Attribution maps of a fine-tuned classifier, scored against the simulator's ground-truth "
                 "signature masks (simulated data) or, without ground truth (real data), described by the share "
                 "of attribution each lead carries per condition.",
