@@ -390,3 +390,28 @@ def test_run_real_dataset_draws_rare_sets_from_the_main_store(tmp_path, monkeypa
     sets = pd.read_csv(root / "reports" / "tables" / "curate" / "rare_sets.csv")
     assert sets["code"].tolist() == ["NORM", "PACE"] and sets["status"].tolist() == result.rare_table["status"].tolist()
     assert result.metrics["rare_set_NORM"]["status"] == sets.loc[0, "status"]
+
+
+def test_a_same_reader_foundation_must_be_patient_disjoint_from_main_and_rare_which_share_patients(tmp_path):
+    from ecgstudy.config import stage_config
+    from ecgstudy.stages import curate as stage
+
+    def copies(offset: int, n: int) -> list[dict]:
+        return [dict(s, ecg_id=s["ecg_id"] + 100 * k + offset, patient_id=s["patient_id"] + 100 * k + offset)
+                for k in range(n) for s in GOOD_SPECS]
+
+    main = write_ptbxl(tmp_path / "main_ptbxl", copies(0, 3))
+    params = {"seed": 3, "data": {"source": "ptbxl", "root": str(main),
+                                  "foundation": {"source": "ptbxl", "root": str(tmp_path / "found_ptbxl")}},
+              "curate": {"n_workers": 1, "rare_sets": {"codes": ["NORM", "PACE"], "min_cases": 2, "controls_per_case": 2}}}
+    write_ptbxl(tmp_path / "found_ptbxl", copies(5000, 2))  # other patients
+    curated = tmp_path / "curated"
+    summaries = stage.curate_source(stage_config("curate", params), curated, tmp_path)
+    assert {"main", "rare", "foundation"} <= set(summaries)
+    rare = set(pd.read_parquet(curated / "rare" / "records.parquet")["patient_id"].astype(str))
+    assert rare and rare <= set(pd.read_parquet(curated / "main" / "records.parquet")["patient_id"].astype(str))
+    shared = copies(5000, 1) + [dict(GOOD_SPECS[0], ecg_id=9999)]  # one patient of main in the foundation corpus
+    write_ptbxl(tmp_path / "found_shared", shared)
+    params["data"]["foundation"]["root"] = str(tmp_path / "found_shared")
+    with pytest.raises(ValueError, match=r"in store 'foundation' and in store 'main'.*must not share patients"):
+        stage.curate_source(stage_config("curate", params), tmp_path / "curated2", tmp_path)
