@@ -24,29 +24,29 @@ STUDY_FILES = ("test_pipeline.py", "test_readme_reviewer.py", "test_tour.py")
 HEAVY_GROUPS = ("study", "test_pipeline_ptbxl_profile.py")
 
 
-def test_group(nodeid: str) -> str:
+def group_of(nodeid: str) -> str:
     """The group of a test (by node id): ``study`` for :data:`STUDY_FILES`, else its file, so that a
     module- or session-scoped fixture is built by one worker only."""
-    path = nodeid.split("::", 1)[0]
-    return "study" if path.rsplit("/", 1)[-1] in STUDY_FILES else path.rsplit("/", 1)[-1]
+    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return "study" if name in STUDY_FILES else name
 
 
 def pytest_collection_modifyitems(config, items):
     """The end-to-end groups first (``make test`` then starts one on each of its two workers)."""
     rank = {group: i for i, group in enumerate(HEAVY_GROUPS)}
-    items.sort(key=lambda item: rank.get(test_group(item.nodeid), len(rank)))
+    items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(rank)))
 
 
 if importlib.util.find_spec("xdist") is not None:
 
     def pytest_xdist_make_scheduler(config, log):
-        """``pytest -n`` (``make test``): whole groups (:func:`test_group`) go to one worker, in collection
+        """``pytest -n`` (``make test``): whole groups (:func:`group_of`) go to one worker, in collection
         order (with ``--no-loadscope-reorder``)."""
         from xdist.scheduler import LoadScopeScheduling
 
         class GroupScheduling(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
-                return test_group(nodeid)
+                return group_of(nodeid)
 
         return GroupScheduling(config, log)
 

@@ -87,8 +87,9 @@ def curate_source(cfg: SimpleNamespace, curated: Path, root: Path | None = None)
     Simulated: write the world to ``<curated>/raw`` (overwriting it), then curate it
     (:func:`ecgstudy.data.world.curate_world`). Real: curate ``data.root`` (resolved from ``root``) into
     ``<curated>/main``, draw the rare sets from it into ``<curated>/rare``, curate ``data.foundation`` into
-    ``<curated>/foundation`` (or mark it absent), check that no foundation patient id is in main or rare (which
-    share patients: the sets are drawn from main) and share the foundation's normalisation statistics. Returns {store: summary} as the curation functions do.
+    ``<curated>/foundation`` (or mark it absent), check that no foundation patient id is in main or rare
+    (which share patients: the sets are drawn from main) and share the foundation's normalisation
+    statistics. Returns {store: summary} as the curation functions do.
     """
     if cfg.data.source == "simulated":
         from ecgstudy.simulate import write_world

@@ -16,8 +16,8 @@ claim must beat, differing from the pretrained encoder by pretraining only), the
 - scores how much it encodes age and sex (k-NN regression: mean absolute error in years against
   predicting the probe sample's mean age; k-NN sex AUROC), each with a patient-bootstrap interval and the
   paired pretrained - random init difference: the ECG carries both (a 12-lead CNN trained on ~500,000 ECGs
-  reached age MAE 6.9 years and sex AUROC 0.97, Attia et al. 2019, Circ Arrhythm Electrophysiol), and the
-  simulator's age and sex effects (simulate/SOURCES.md) make them learnable here;
+  reached age MAE 6.9 years and sex AUROC 0.97, Attia et al. 2019, Circ Arrhythm Electrophysiol); here it
+  measures whether the simulator's age and sex effects (simulate/SOURCES.md) are learnable at all;
 - projects the evaluation records (plus e.g. the external split) to 2-D with UMAP for the figure
   coloured by diagnosis and by site.
 
@@ -44,6 +44,7 @@ from ecgstudy.data.describe import primary_diagnosis
 from ecgstudy.data.labels import task_labels
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import arms, resample
+from ecgstudy.engine.multiplicity import percentile_interval
 from ecgstudy.plots import latent as latent_plots
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.common import open_store_and_model, random_twin
@@ -392,28 +393,29 @@ def demographic_statistics(sample: Sample, predictions: dict[str, dict[str, np.n
     rows = sample.eval_rows
     age, sex = sample.age[rows], sample.sex[rows]
     w = resample.patient_weights(sample.patient[rows], cfg.n_boot, resample.seed_for(seed, "latent", "demographics"))
-    alpha = 1.0 - cfg.ci
     known_sex = np.isfinite(sex)
-    per_encoder, draws = {}, {}
-    for name in ENCODERS:
+    whole = np.ones((len(rows), 1), dtype=np.int32)  # the full sample as one more weight column
+
+    def values(name: str) -> dict[str, np.ndarray]:
+        """{metric: (1 + B,) on the full sample, then on each resample} of one encoder's predictions."""
+        weights = np.hstack([whole, w])
         error = np.abs(predictions[name]["age"] - age)
-        auroc = resample.weighted_metrics(sex[known_sex], predictions[name]["sex"][known_sex],
-                                          w[known_sex])["auroc"]
-        full = {"age_mae": float(np.nanmean(error)),
-                "sex_auroc": float(resample.weighted_metrics(sex[known_sex], predictions[name]["sex"][known_sex],
-                                                             np.ones((int(known_sex.sum()), 1)))["auroc"][0])}
-        draws[name] = {"age_mae": resample.weighted_means(error, w), "sex_auroc": auroc}
+        scored = known_sex & np.isfinite(predictions[name]["sex"])  # nan: too few known sexes to fit
+        auroc = resample.weighted_metrics(sex[scored], predictions[name]["sex"][scored], weights[scored])
+        return {"age_mae": resample.weighted_means(error, weights), "sex_auroc": auroc["auroc"]}
+
+    computed = {name: values(name) for name in ENCODERS}
+    per_encoder: dict = {}
+    for name, metrics in computed.items():
         per_encoder[name] = {}
-        for metric, value in full.items():
-            low, high = np.nanquantile(draws[name][metric], [alpha / 2, 1 - alpha / 2])
-            per_encoder[name].update({f"knn_{metric}": value, f"knn_{metric}_low": float(low),
-                                      f"knn_{metric}_high": float(high)})
+        for metric, v in metrics.items():
+            low, high = percentile_interval(v[1:], cfg.ci)
+            per_encoder[name].update({f"knn_{metric}": float(v[0]), f"knn_{metric}_low": low, f"knn_{metric}_high": high})
     out: dict = {"per_encoder": per_encoder}
     for metric in ("age_mae", "sex_auroc"):
-        diff = draws["pretrained"][metric] - draws["random_init"][metric]
-        low, high = np.nanquantile(diff, [alpha / 2, 1 - alpha / 2])
-        out[f"knn_{metric}_gain_over_random"] = per_encoder["pretrained"][f"knn_{metric}"] - per_encoder["random_init"][f"knn_{metric}"]
-        out[f"knn_{metric}_gain_low"], out[f"knn_{metric}_gain_high"] = float(low), float(high)
+        diff = computed["pretrained"][metric] - computed["random_init"][metric]
+        out[f"knn_{metric}_gain_over_random"] = float(diff[0])
+        out[f"knn_{metric}_gain_low"], out[f"knn_{metric}_gain_high"] = percentile_interval(diff[1:], cfg.ci)
     out["demographics"] = {
         "age_mae_mean_predictor": float(np.nanmean(np.abs(np.nanmean(sample.age[sample.probe_rows]) - age))),
         "n_age": int(np.isfinite(age).sum()), "n_sex": int(known_sex.sum()),
