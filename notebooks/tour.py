@@ -21,7 +21,7 @@
 # (2 CPU cores, default `params.yaml`). This notebook is not a pipeline stage; nothing depends on it.
 #
 # **Before you start**, the study must have run once: `make study` in a terminal at the repository root
-# (in JupyterLab: File > New > Terminal), about 29 minutes on 2 cores. Until then each section
+# (in JupyterLab: File > New > Terminal), about 34 minutes on 2 cores. Until then each section
 # says which command produces what it is missing.
 #
 # **Everything is one click away**: the first cell below lists every stage with a link to its notebook
@@ -80,17 +80,17 @@ CODE = "CLBBB"
 tour.ecg(store, CODE) if store is not None else None
 
 # %% [markdown]
-# **Try this** (about 29 min: the whole study reruns): a perfect annotator. Which AUROCs rise when the
+# **Try this** (about 34 min: the whole study reruns): a perfect annotator. Which AUROCs rise when the
 # labels are clean, and does pretraining still help as much?
 # `.venv/bin/dvc exp run -S simulate.annotator.miss_rate=0.0`
 
 # %% [markdown]
 # ## 2. What pretraining learned
 #
-# Stage `pretrain` (about 8 min: four runs). Four objectives train an encoder on the foundation corpus's
+# Stage `pretrain` (about 12 min: five runs). Five objectives train an encoder on the foundation corpus's
 # training records: supervised multi-label (ECGFounder), contrastive CMSC with random lead masking, MAE-style
-# masked reconstruction (all on Net1D, ECGFounder's CNN) and ECG-FM's hybrid of wav2vec 2.0 masked
-# prediction, CMSC and RLM (on a small wav2vec 2.0 transformer; wav2vec 2.0 alone runs in the `full` profile). The loss curves show whether each run converged and whether
+# masked reconstruction (all on Net1D, ECGFounder's CNN), wav2vec 2.0 masked prediction and ECG-FM's hybrid
+# of it with CMSC and RLM (both on a small wav2vec 2.0 transformer). The loss curves show whether each run converged and whether
 # validation loss follows training loss (no panel shares a scale: the objectives' losses differ). The
 # probe comparison is the real test: a linear probe on each frozen encoder against the *same* encoder at
 # random initialisation. A random CNN already gives a decent probe; what counts is the gain over it,
@@ -107,7 +107,7 @@ tour.show_figures("probe_comparison*", ["pretrain", "evaluate"])
 tour.read_table("probe_comparison", ["evaluate", "pretrain"])
 
 # %% [markdown]
-# **Try this** (up to about 24 min: pretrain and every stage after it rerun): feed the later stages the
+# **Try this** (up to about 29 min: pretrain and every stage after it rerun): feed the later stages the
 # supervised encoder instead of CMSC (the default, chosen before any result was seen) and compare
 # sections 3 to 5: `.venv/bin/dvc exp run -S study.kept_encoder=supervised`
 

@@ -40,8 +40,8 @@ STAGE_INTROS: dict[str, str] = {
     "curate": "Simulate (or read) the cohort, harmonise every record to the store's sampling rate and "
               "length, run quality checks and split by patient.",
     "pretrain": "Pretraining objectives compared on the foundation corpus's training records at matched compute "
-                "(the default: supervised, contrastive CMSC+RLM, masked reconstruction, ECG-FM's hybrid; the full "
-                "profile adds wav2vec 2.0 masked prediction alone), each encoder scored by a "
+                "(supervised, contrastive CMSC+RLM, masked reconstruction, wav2vec 2.0 masked prediction, ECG-FM's "
+                "hybrid), each encoder scored by a "
                 "linear probe on the validation split against the same architecture at random initialisation; "
                 "the kept run's encoder feeds every later stage.",
     "finetune": "Multi-label diagnosis: pretrained vs from scratch vs linear probes at several label "

@@ -91,9 +91,10 @@ class PretrainConfig:
             PretrainRun(name="cmsc", objective="cmsc", arch="net1d", preset="tiny"),
             PretrainRun(name="supervised", objective="supervised", arch="net1d", preset="tiny"),
             PretrainRun(name="mae", objective="mae", arch="net1d", preset="tiny"),
+            PretrainRun(name="w2v", objective="w2v", arch="wav2vec2", preset="tiny"),
             PretrainRun(name="hybrid", objective="hybrid", arch="wav2vec2", preset="tiny"),
         ]
-    )  # objectives x encoders compared at matched compute (pretrain.steps each); objective and encoder are confounded across the two architectures (comparison column same_encoder); the full profile adds w2v alone (wav2vec2 without ECG-FM's CMSC + RLM terms), left out here for the 40-min budget
+    )  # objectives x encoders compared at matched compute (pretrain.steps each); objective and encoder are confounded across the two architectures (comparison column same_encoder); w2v vs hybrid on the same wav2vec2 isolates what ECG-FM's CMSC + RLM terms add
     keep: str = "cmsc"  # run whose encoder becomes models/pretrain/encoder.pt (used downstream); chosen before results
     objectives: ObjectiveOptions = field(default_factory=ObjectiveOptions)  # per-objective options
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # augmentations + RLM shared by the objectives
