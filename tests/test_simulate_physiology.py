@@ -102,8 +102,12 @@ def test_age_and_sex_trends_point_the_published_way():
     assert old.axis.mean() < young.axis.mean() - 10.0  # the axis turns left with age
     young_men, old_men = men[men.age == 25.0], men[men.age == 75.0]
     assert young_men.amp.mean() > old_men.amp.mean() * 1.15  # voltage falls with age in men
-    assert young_men.j.mean() > 2.0 * women.j.mean()  # J elevation in V2-V3: young men most
-    assert young_men.j.mean() > old_men.j.mean()
+    # J elevation >= 0.1 mV in V1-V4 (V2 carries the largest): 91 % of men 17-24 y, about 20 % of women at
+    # every age, falling with age in men (Surawicz & Parikh 2002)
+    assert 0.82 <= (young_men.j >= 0.1).mean() <= 0.98
+    assert 0.12 <= (women.j >= 0.1).mean() <= 0.30
+    assert (old_men.j >= 0.1).mean() < (young_men.j >= 0.1).mean() - 0.3
+    assert young_men.j.mean() > 1.5 * women.j.mean()
 
 
 def test_sex_shows_on_the_signal_measured_independently():
@@ -176,3 +180,74 @@ def test_lvef40_task_keeps_negatives_and_needs_its_column():
     assert task_labels(records, "lvef40", min_positives=3).names == []
     with pytest.raises(LabelError, match="gt_lvef40"):
         task_labels(records.drop(columns="gt_lvef40"), "lvef40")
+
+
+def _measured_groups(n=24):
+    """Healthy records of men and women at 30 and 70 y (noise on, diagnostic device), measured on the
+    written signal's median beat (tests/_agesex.py)."""
+    from tests._agesex import lead_features
+
+    site = default_sites()[0]
+    rows = []
+    for i in range(n):
+        for sex in (0, 1):
+            for age in (30.0, 70.0):
+                seed = 7000 + 4 * i + 2 * sex + int(age > 50)
+                p = sample_patient(np.random.default_rng(seed), patient_id=seed, age=age, sex=sex)
+                rec = simulate_record(np.random.default_rng(seed), {}, p, site)
+                rows.append(dict(sex=sex, age=age, **lead_features(rec.signal, rec.fs)))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    return _measured_groups()
+
+
+def test_measured_t_amplitude_follows_the_published_sex_and_age_ratios(measured):
+    d = measured
+    t = d[[f"T_V{k}" for k in range(2, 5)]].abs().max(axis=1)  # tallest T in V2-V4
+    men, women = t[d.sex == 0].median(), t[d.sex == 1].median()
+    # about 25 % greater in men in every lead (Gambill et al. 1995): men/women 1.25, tolerance 1.1-1.5
+    assert 1.1 < men / women < 1.5, men / women
+    young, old = t[d.age == 30.0].median(), t[d.age == 70.0].median()
+    # -10 % (18-39 -> 40-59 y) then -15 % (-> 60-79 y): 70 y / 30 y about 0.77, tolerance 0.6-0.9
+    assert 0.6 < old / young < 0.9, old / young
+
+
+def test_measured_j_point_elevation_is_a_young_male_pattern(measured):
+    d = measured
+    j = d[[f"ST_V{k}" for k in range(1, 5)]].max(axis=1)  # ST 40 ms after the J point, V1-V4
+    share = {(s, a): float((j[(d.sex == s) & (d.age == a)] >= 0.1).mean()) for s in (0, 1) for a in (30.0, 70.0)}
+    # Surawicz & Parikh 2002: J >= 0.1 mV in V1-V4 in most young men, about 20 % of women, fewer old men
+    assert share[(0, 30.0)] > share[(1, 30.0)] + 0.3, share
+    assert share[(0, 30.0)] > share[(0, 70.0)] + 0.2, share
+
+
+def test_measured_qrs_voltage_falls_with_age_in_men_and_in_womens_limb_leads_only(measured):
+    d = measured
+    limb = d[["R_II", "R_aVF"]].max(axis=1)
+    left = d[["R_V5", "R_V6"]].max(axis=1)
+
+    def ratio(x, sex):
+        return x[(d.sex == sex) & (d.age == 70.0)].median() / x[(d.sex == sex) & (d.age == 30.0)].median()
+
+    # men: -6.5 %/decade (Pipberger et al. 1967), 70 y / 30 y about 0.74 in every lead
+    assert ratio(left, 0) < 0.9 and ratio(limb, 0) < 0.9, (ratio(left, 0), ratio(limb, 0))
+    # women: inferior forces fall (Ry 71 % in the oldest, Nemati et al. 1978), left precordial R does not
+    # (Rijnbeek et al. 2014): the inferior leads fall more than V5-V6
+    assert ratio(limb, 1) < ratio(left, 1) - 0.1, (ratio(limb, 1), ratio(left, 1))
+
+
+@pytest.mark.slow
+def test_age_and_sex_are_readable_from_measured_per_lead_features():
+    """A logistic model (sex) and a ridge (age) on per-lead amplitudes and global intervals measured on
+    1,000 simulated records of the default sites. Printed, not tuned: asserted only that the measured
+    features read sex better than the 0.67 AUROC of the ground-truth global features before issue 9's
+    per-lead effects, and age better than the mean predictor."""
+    from tests._agesex import report
+
+    r = report(1000)
+    print({k: round(v, 3) for k, v in r.items()})
+    assert r["lead_sex_auroc"] > 0.67
+    assert r["lead_age_mae"] < r["mean_age_mae"] - 1.0

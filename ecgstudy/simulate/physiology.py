@@ -9,9 +9,11 @@ the conditions in :mod:`ecgstudy.simulate.conditions` then modify.
 
 Normal ranges (sources in SOURCES.md): heart rate, PR, P, QRS, QTc and frontal axis by age and sex from
 Mason et al. 2007, Rijnbeek et al. 2014 and the ELSA-Brasil sex differences (Pinto-Filho et al. 2017); QRS
-and T voltages larger in men and falling with age in men (Rijnbeek et al. 2014); the normal J-point/ST
-elevation in V2-V3, largest in young men, behind the sex- and age-specific ST thresholds of the MI
-definitions (Wagner et al. 2009; Thygesen et al. 2018); QT rate dependence by the Framingham linear
+voltages larger in men, falling 6.5 %/decade in men (Pipberger et al. 1967) and, in women, in the inferior and
+posterior forces only (Nemati et al. 1978; Rijnbeek et al. 2014); T amplitude 25 % greater in men and falling
+with age (Gambill et al. 1995); the normal J-point/ST elevation in V1-V4, >= 0.1 mV in 91 % of young men, fewer
+with age, about 20 % of women (Surawicz & Parikh 2002), behind the sex- and age-specific ST thresholds of the
+MI definitions (Wagner et al. 2009; Thygesen et al. 2018); QT rate dependence by the Framingham linear
 formula (Sagie et al. 1992); respiratory sinus arrhythmia and its decline with age from the HRV standards
 (Task Force 1996) and Umetani et al. 1998; Frank VCG loop directions from Draper et al. 1964.
 
@@ -56,6 +58,57 @@ _P_VECTORS = np.array([[0.30, 0.60, -0.20], [0.45, 0.35, 0.35]]) * np.array([[0.
 _T_VECTOR = np.array([0.75, 0.55, -0.50]) * 0.42
 _T_SIGMA_LEFT, _T_SIGMA_RIGHT = 0.058, 0.036
 _QT_REF = 0.41
+
+# Age and sex effects on the voltages (sources in SOURCES.md).
+MEN_QRS_PER_YEAR = 0.0065  # QRS amplitudes fall 6.5 % per decade in normal men (Pipberger et al. 1967)
+WOMEN_T = 0.8  # T amplitude about 25 % greater in men than in women in every lead (Gambill et al. 1995)
+# T amplitude by age group (Gambill et al. 1995): -10 % from 18-39 to 40-59 y, a further -15 % to 60-79 y
+# (group mid-points), normalised to 1 at 45 y.
+_T_AGE_X = np.array([28.5, 49.5, 69.5])
+_T_AGE_Y = np.array([1.0, 0.90, 0.90 * 0.85])
+# Women's QRS by age in the body frame (Nemati et al. 1978, orthogonal leads, 450 normal women 18-90 y):
+# in the oldest, Ry 71 % and Rz 80 % of the youngest's, the fall levelling off in the sixth decade; the
+# leftward (X) forces do not fall (left precordial amplitudes rise in older women, Rijnbeek et al. 2014).
+WOMEN_QRS_OLDEST = np.array([1.0, 0.71, 0.80])  # X, Y, Z of the oldest relative to the youngest
+_WOMEN_QRS_AGES = (20.0, 55.0)  # the fall runs from the youngest group to the sixth decade
+# Normal J-point elevation, max over V1-V4 (Surawicz & Parikh 2002): >= 0.1 mV in 91 % of men aged 17-24,
+# falling to 14 % of the oldest men (~85 y); in women < 0.1 mV in about 80 % at every age after puberty.
+# With a log-normal spread of sd J_POINT_SD the medians that give these shares are below (mV).
+J_POINT_SD = 0.3  # log-normal spread of the J elevation between people (modelling choice)
+_J_MEN_YOUNG = 0.1 * float(np.exp(1.34 * J_POINT_SD))  # 91 % above 0.1 mV at 20 y
+_J_MEN_OLD = 0.1 * float(np.exp(-1.08 * J_POINT_SD))  # 14 % above 0.1 mV at 85 y
+_J_WOMEN = 0.1 * float(np.exp(-0.84 * J_POINT_SD))  # 20 % above 0.1 mV at any age
+
+
+def t_age_factor(age: float) -> float:
+    """T amplitude relative to a 45-year-old's (Gambill et al. 1995 age groups, extrapolated linearly)."""
+    def f(a: float) -> float:
+        if a <= _T_AGE_X[1]:
+            k = (_T_AGE_Y[1] - _T_AGE_Y[0]) / (_T_AGE_X[1] - _T_AGE_X[0])
+            return _T_AGE_Y[0] + k * (a - _T_AGE_X[0])
+        k = (_T_AGE_Y[2] - _T_AGE_Y[1]) / (_T_AGE_X[2] - _T_AGE_X[1])
+        return _T_AGE_Y[1] + k * (a - _T_AGE_X[1])
+
+    return float(np.clip(f(age), 0.6, 1.1) / f(45.0))
+
+
+def women_qrs_axes(age: float) -> np.ndarray:
+    """(3,) body-frame X, Y, Z scale of a woman's QRS forces at ``age``, 1 at 45 y (Nemati et al. 1978)."""
+    lo, hi = _WOMEN_QRS_AGES
+
+    def at(a: float) -> np.ndarray:
+        w = float(np.clip((a - lo) / (hi - lo), 0.0, 1.0))
+        return 1.0 + w * (WOMEN_QRS_OLDEST - 1.0)
+
+    return at(age) / at(45.0)
+
+
+def j_point_median_mv(age: float, female: bool) -> float:
+    """Median normal J elevation in V2 (mV) by age and sex (Surawicz & Parikh 2002 prevalences)."""
+    if female:
+        return _J_WOMEN
+    w = float(np.clip((age - 20.0) / 65.0, 0.0, 1.0))
+    return float(np.exp((1.0 - w) * np.log(_J_MEN_YOUNG) + w * np.log(_J_MEN_OLD)))
 
 
 def trait_rng(shape_seed: int, tag: int) -> np.random.Generator:
@@ -128,8 +181,9 @@ def sample_patient(
     height = truncated_normal(rng, 163.0 if female else 176.0, 6.5 if female else 7.0, 145.0, 205.0)
     bmi = truncated_normal(rng, 27.0, 4.5, 17.0, 45.0)
     weight = bmi * (height / 100.0) ** 2
-    # QRS voltage: men larger; falls with age in men, barely in women (Rijnbeek 2014); smaller with BMI
-    age_voltage = 1.0 + (0.006 if not female else 0.001) * (45.0 - age)
+    # QRS voltage: men larger; falls 6.5 %/decade in men (Pipberger 1967); in women the fall is per axis
+    # (women_qrs_axes, applied in the body frame); smaller with BMI
+    age_voltage = 1.0 + (MEN_QRS_PER_YEAR if not female else 0.0) * (45.0 - age)
     qrs_amp = float(
         np.exp(rng.normal(0.0, 0.18)) * (0.92 if female else 1.08) * age_voltage * (1.0 - 0.02 * (bmi - 26.0))
     )
@@ -138,7 +192,7 @@ def sample_patient(
         axis_deg=truncated_normal(rng, 54.0 + 4.0 * female - 0.45 * (age - 20.0), 22.0, -25.0, 95.0),
         horizontal_deg=float(rng.normal(0.0, 12.0)),
         qrs_amp=float(np.clip(qrs_amp, 0.45, 2.2)),
-        t_amp=float(np.exp(rng.normal(0.0, 0.2)) * (0.85 if female else 1.0) * (1.0 - 0.004 * (age - 45.0))),
+        t_amp=float(np.exp(rng.normal(0.0, 0.2)) * (WOMEN_T if female else 1.0) * t_age_factor(age)),
         p_amp=float(np.exp(rng.normal(0.0, 0.2))),
         qrs_ms=truncated_normal(rng, 87.0 + 6.0 * male + 0.06 * (age - 50.0), 7.0, 72.0, 106.0),
         pr_ms=truncated_normal(rng, 155.0 + 6.0 * male + 0.3 * (age - 50.0), 17.0, 120.0, 198.0),
@@ -150,8 +204,7 @@ def sample_patient(
         shape_seed=int(rng.integers(2**31)),
     )
     j_rng = trait_rng(morph.shape_seed, TRAIT_J_POINT)
-    young = float(np.clip(1.0 - (age - 20.0) / 80.0, 0.3, 1.0))  # J elevation fades with age (men most)
-    j_mv = (0.05 if female else 0.12 * young) * float(np.exp(j_rng.normal(0.0, 0.3)))
+    j_mv = j_point_median_mv(age, female) * float(np.exp(j_rng.normal(0.0, J_POINT_SD)))
     morph = dataclasses.replace(morph, j_mv=j_mv)
     return Patient(patient_id, float(age), int(sex), float(height), float(weight), int(site), morph)
 

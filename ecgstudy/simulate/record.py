@@ -30,7 +30,9 @@ from ecgstudy.simulate.leads import frontal_axis_deg, placement_matrix, rotation
 from ecgstudy.simulate.masks import signature_rows
 from ecgstudy.simulate.noise import electrode_noise, electrodes_to_leads
 from ecgstudy.simulate.nondipolar import add_non_dipolar
-from ecgstudy.simulate.physiology import FRAMINGHAM_SLOPE_S, Patient, Physiology, baseline_physiology, sample_patient
+from ecgstudy.simulate.physiology import (
+    FRAMINGHAM_SLOPE_S, Patient, Physiology, baseline_physiology, sample_patient, women_qrs_axes,
+)
 from ecgstudy.simulate.rhythm_effects import spikes
 from ecgstudy.simulate.rhythm import (
     P_ECTOPIC,
@@ -137,6 +139,8 @@ def build_physiology(
     if phys.pac_p is not None:
         phys.pac_p.transform_dipole(p_turn)
     phys.oriented = True
+    if patient.sex == 1:  # women's inferior and posterior QRS forces fall with age, the leftward do not
+        phys.qrs.transform_dipole(np.diag(women_qrs_axes(patient.age)), (PART_QRS,))
     if phys.qrs_axis_target is not None and "LAFB" not in conditions:
         fx.rotate_qrs_to_axis(phys, phys.qrs_axis_target)
     run("body")
