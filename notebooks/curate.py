@@ -106,5 +106,16 @@ Image(filename=result.figures["ecg_per_condition"])
 # %%
 result.intervals.round(1)
 
+# %% [markdown]
+# ## Can age and sex be read from standard measurements?
+# Per-lead R, S, ST and T amplitudes and the global intervals of a seeded sample of the main store's records,
+# a logistic regression for sex and a ridge for age (fixed, untuned), out-of-fold over patient-grouped folds
+# (point estimates, like the site separability). A check that the data carries its owners' demographics: on real ECGs a
+# deep network reads sex at AUROC 0.97 and age at a mean absolute error of 6.9 years (Attia et al. 2019).
+# `age_mae_mean_predictor` is the error of guessing the mean age.
+
+# %%
+result.demographics.round(3)
+
 # %%
 result.metrics

@@ -349,8 +349,8 @@ def test_run_simulated_writes_every_output(tmp_path, monkeypatch):
     assert {p.name for p in curated.iterdir()} == {"raw", "foundation", "main", "rare"}
     assert result.store.path == curated / "main" and set(result.summaries) == {"foundation", "main", "rare"}
     assert result.rare_table is None  # the simulator writes its own rare sets: no rare_sets.csv
-    _check_outputs(tmp_path, result, ["exclusions_foundation.csv", "exclusions_main.csv", "exclusions_rare.csv",
-                                      "intervals_by_condition.csv", "prevalence_by_site.csv", "site_separability.csv",
+    _check_outputs(tmp_path, result, ["demographics_readability.csv", "exclusions_foundation.csv",
+                                      "exclusions_main.csv", "exclusions_rare.csv", "intervals_by_condition.csv", "prevalence_by_site.csv", "site_separability.csv",
                                       "splits_by_site.csv"])
     sep = result.metrics["site_separability"]
     assert set(sep) == {"foundation_site", "main_site", "rare_site", "foundation+main_corpus"}
@@ -364,6 +364,10 @@ def test_run_simulated_writes_every_output(tmp_path, monkeypatch):
     assert result.metrics["normalisation_fitted_on"] == "foundation:train"
     assert result.metrics["main_kept"] == result.summaries["main"]["n_kept"] == len(result.store)
     assert "gt_hr_bpm" in result.intervals.columns and "hr_median_abs_error_bpm" in result.metrics
+    readable = result.metrics["demographics_readability"]
+    assert set(readable) == {"main_global", "main_per_lead"}
+    assert readable["main_per_lead"]["n_features"] == 53 and readable["main_global"]["n_features"] == 5
+    assert readable["main_global"]["n_records"] == len(result.store)  # fewer than DEMOGRAPHICS_RECORDS: all
 
 
 def test_run_real_dataset_draws_rare_sets_from_the_main_store(tmp_path, monkeypatch):
@@ -384,12 +388,14 @@ def test_run_real_dataset_draws_rare_sets_from_the_main_store(tmp_path, monkeypa
     assert {p.name for p in (root / "data" / "curated").iterdir()} == {"foundation", "main", "rare"}
     assert json.loads((root / "data" / "curated" / "foundation" / "meta.json").read_text())["role"] == "none"
     assert len(result.store) == 42
-    _check_outputs(root, result, ["exclusions_main.csv", "exclusions_rare.csv", "intervals_by_condition.csv",
+    _check_outputs(root, result, ["demographics_readability.csv", "exclusions_main.csv", "exclusions_rare.csv",
+                                  "intervals_by_condition.csv",
                                   "prevalence_by_site.csv", "rare_sets.csv", "site_separability.csv",
                                   "splits_by_site.csv"])
     sets = pd.read_csv(root / "reports" / "tables" / "curate" / "rare_sets.csv")
     assert sets["code"].tolist() == ["NORM", "PACE"] and sets["status"].tolist() == result.rare_table["status"].tolist()
     assert result.metrics["rare_set_NORM"]["status"] == sets.loc[0, "status"]
+    assert result.demographics.empty and result.metrics["demographics_readability"] == {}  # 42 records: too few
 
 
 def test_a_same_reader_foundation_must_be_patient_disjoint_from_main_and_rare_which_share_patients(tmp_path):

@@ -153,3 +153,29 @@ def test_interval_table_has_both_measurers_and_the_intended_values():
         assert col in table.columns
     assert table.loc["CRBBB", "global_qrs_ms"] > table.loc["NORM", "global_qrs_ms"] + 25
     assert abs(table.loc["CRBBB", "global_qrs_ms"] - table.loc["CRBBB", "gt_qrs_ms"]) <= 20
+
+
+# ----------------------------------------------------------------- per-lead amplitudes
+from ecgstudy.data.measure import LEAD_MEASURES, measure_leads  # noqa: E402
+
+
+def test_lead_amplitudes_follow_the_signal_lead_by_lead():
+    rec = _records({}, n=1, noise=False)[0]
+    base = measure_leads(rec.signal, rec.fs)
+    assert set(base) == set(LEAD_MEASURES)
+    for k in GLOBAL_MEASURES:  # the global part is measure_global's
+        assert base[k] == pytest.approx(measure_global(rec.signal, rec.fs)[k], nan_ok=True)
+    assert abs(base["hr_bpm"] - rec.truth["hr_bpm"]) < 3.0
+    assert base["T_II"] > 0.05 and base["T_aVR"] < -0.05  # upright T in II, inverted in aVR (normal)
+    assert base["R_II"] > 0.2 and base["S_aVR"] < -0.2
+    doubled = rec.signal.copy()
+    doubled[8] *= 2.0  # V3 only: the global QRS window barely moves (V3 is one of eight leads)
+    m = measure_leads(doubled, rec.fs)
+    for kind in ("R", "S", "T"):
+        assert m[f"{kind}_V3"] == pytest.approx(2.0 * base[f"{kind}_V3"], rel=0.1, abs=0.02), kind
+        assert m[f"{kind}_V5"] == pytest.approx(base[f"{kind}_V5"], rel=0.1, abs=0.02), kind
+
+
+def test_lead_amplitudes_are_nan_when_the_record_cannot_be_measured():
+    assert all(np.isnan(v) for v in measure_leads(np.zeros((12, 5000)), 500).values())
+    assert set(measure_leads(np.zeros((12, 5000)), 500)) == set(LEAD_MEASURES)

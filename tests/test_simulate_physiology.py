@@ -184,8 +184,8 @@ def test_lvef40_task_keeps_negatives_and_needs_its_column():
 
 def _measured_groups(n=24):
     """Healthy records of men and women at 30 and 70 y (noise on, diagnostic device), measured on the
-    written signal's median beat (tests/_agesex.py)."""
-    from tests._agesex import lead_features
+    written signal's median beat (:func:`ecgstudy.data.measure.measure_leads`)."""
+    from ecgstudy.data.measure import measure_leads
 
     site = default_sites()[0]
     rows = []
@@ -195,7 +195,7 @@ def _measured_groups(n=24):
                 seed = 7000 + 4 * i + 2 * sex + int(age > 50)
                 p = sample_patient(np.random.default_rng(seed), patient_id=seed, age=age, sex=sex)
                 rec = simulate_record(np.random.default_rng(seed), {}, p, site)
-                rows.append(dict(sex=sex, age=age, **lead_features(rec.signal, rec.fs)))
+                rows.append(dict(sex=sex, age=age, **measure_leads(rec.signal, rec.fs)))
     return pd.DataFrame(rows)
 
 
@@ -208,8 +208,9 @@ def test_measured_t_amplitude_follows_the_published_sex_and_age_ratios(measured)
     d = measured
     t = d[[f"T_V{k}" for k in range(2, 5)]].abs().max(axis=1)  # tallest T in V2-V4
     men, women = t[d.sex == 0].median(), t[d.sex == 1].median()
-    # about 25 % greater in men in every lead (Gambill et al. 1995): men/women 1.25, tolerance 1.1-1.5
-    assert 1.1 < men / women < 1.5, men / women
+    # about 25 % greater in men in every lead (Gambill et al. 1995); modelled as 1 / 0.74 = 1.35 in V1-V6 and
+    # 1.15 in the limb leads: tolerance 1.1-1.6
+    assert 1.1 < men / women < 1.6, men / women
     young, old = t[d.age == 30.0].median(), t[d.age == 70.0].median()
     # -10 % (18-39 -> 40-59 y) then -15 % (-> 60-79 y): 70 y / 30 y about 0.77, tolerance 0.6-0.9
     assert 0.6 < old / young < 0.9, old / young
@@ -239,15 +240,30 @@ def test_measured_qrs_voltage_falls_with_age_in_men_and_in_womens_limb_leads_onl
     assert ratio(limb, 1) < ratio(left, 1) - 0.1, (ratio(limb, 1), ratio(left, 1))
 
 
+def test_measured_sex_difference_is_larger_in_the_precordial_than_in_the_limb_leads():
+    from ecgstudy.data.measure import measure_leads
+
+    rows = []
+    for i in range(240):  # healthy people of the default sites' ages (mean about 60 y)
+        site = default_sites()[i % 3]
+        p = sample_patient(np.random.default_rng(9000 + i), i, 0, site.age_mean, site.age_sd, site.female_frac)
+        rows.append(dict(sex=p.sex, **measure_leads(simulate_record(np.random.default_rng(i), {}, p, site).signal, 500)))
+    d = pd.DataFrame(rows)
+    ratio = d.groupby("sex")[["sokolow_mv", "limb_qrs_mv"]].median().pipe(lambda g: g.loc[1] / g.loc[0])
+    # women's vector about 85 % of men's (Nousiainen et al. 1994); precordial differences larger than the
+    # minor limb-lead ones (Simonson et al. 1960): modelled precordial ratio 0.72
+    assert 0.6 < ratio.sokolow_mv < 0.82 and ratio.sokolow_mv < ratio.limb_qrs_mv - 0.07, ratio.to_dict()
+
+
 @pytest.mark.slow
 def test_age_and_sex_are_readable_from_measured_per_lead_features():
-    """A logistic model (sex) and a ridge (age) on per-lead amplitudes and global intervals measured on
-    1,000 simulated records of the default sites. Printed, not tuned: asserted only that the measured
-    features read sex better than the 0.67 AUROC of the ground-truth global features before issue 9's
-    per-lead effects, and age better than the mean predictor."""
+    """The curate stage's readability check (:mod:`ecgstudy.data.demographics`) on 600 freshly simulated
+    records of the default sites' case mix. Printed, not tuned: asserted only that per-lead measurements read
+    sex better than the global measures do and better than the ground-truth global features did before the
+    per-lead effects (AUROC 0.67), and age better than the mean predictor."""
     from tests._agesex import report
 
-    r = report(1000)
+    r = report(600)
     print({k: round(v, 3) for k, v in r.items()})
-    assert r["lead_sex_auroc"] > 0.67
-    assert r["lead_age_mae"] < r["mean_age_mae"] - 1.0
+    assert r["per_lead_sex_auroc"] > max(0.67, r["global_sex_auroc"] + 0.05)
+    assert r["per_lead_age_mae"] < r["mean_age_mae"] - 1.0

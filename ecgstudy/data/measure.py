@@ -187,13 +187,47 @@ def measure_global(signal: np.ndarray, fs: float) -> dict[str, float]:
     sokolow_mv (S in V1 + max R in V5/V6) and limb_qrs_mv (largest QRS peak-to-peak in a limb lead); NaN
     for whatever could not be measured.
     """
-    out = {k: float("nan") for k in GLOBAL_MEASURES}
+    return _measure(signal, fs, per_lead=False)
+
+
+def measure_leads(signal: np.ndarray, fs: float) -> dict[str, float]:
+    """:func:`measure_global`'s measures plus the heart rate and per-lead amplitudes of the median beat.
+
+    Amplitudes are in mV relative to the PR-segment level (the 20 ms before the global QRS onset):
+    ``R_<lead>`` and ``S_<lead>`` the largest positive and negative QRS deflection, ``ST_<lead>`` the level
+    40 ms after the global QRS offset (J point), ``T_<lead>`` the signed largest deflection 80-360 ms after
+    it; lead names as in :data:`LEADS`. ``hr_bpm`` from the mean interval between detected beats. Used to ask
+    how far age and sex can be read from standard measurements (:mod:`ecgstudy.data.demographics`).
+
+    Parameters
+    ----------
+    signal : array of shape (12, n_samples) at ``fs`` Hz in mV, leads in :data:`LEADS` order.
+    fs : sampling rate, Hz.
+
+    Returns
+    -------
+    dict of :data:`LEAD_MEASURES` (NaN for whatever could not be measured).
+    """
+    return _measure(signal, fs, per_lead=True)
+
+
+#: What :func:`measure_leads` returns.
+LEAD_MEASURES: tuple[str, ...] = GLOBAL_MEASURES + ("hr_bpm",) + tuple(
+    f"{kind}_{lead}" for kind in ("R", "S", "ST", "T") for lead in LEADS
+)
+
+
+def _measure(signal: np.ndarray, fs: float, per_lead: bool) -> dict[str, float]:
+    """The median beat's global measures (and, with ``per_lead``, the heart rate and lead amplitudes)."""
+    out = {k: float("nan") for k in (LEAD_MEASURES if per_lead else GLOBAL_MEASURES)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         made = median_beat(signal, fs)
     if made is None:
         return out
     beat, bfs, mean_rr = made
+    if per_lead:
+        out["hr_bpm"] = 60.0 / mean_rr
     centre = int(round(_PRE_S * bfs))
     live = [i for i in _INDEPENDENT if np.ptp(beat[i]) > 0.02]
     v = _velocity(_butter(beat[live], bfs, 40.0, "lowpass"), bfs)
@@ -218,7 +252,24 @@ def measure_global(signal: np.ndarray, fs: float) -> dict[str, float]:
     out["sokolow_mv"] = float(-qrs[_V1].min() + max(qrs[_V5].max(), qrs[_V6].max()))
     out["limb_qrs_mv"] = float(np.ptp(qrs[list(_LIMB)], axis=1).max())
     out["qt_ms"] = _t_end_ms(beat - base, bfs, onset, offset, mean_rr)
+    if per_lead:
+        _lead_amplitudes(out, beat - base, bfs, onset, offset)
     return out
+
+
+def _lead_amplitudes(out: dict[str, float], beat: np.ndarray, fs: float, onset: int, offset: int) -> None:
+    """Fill ``out`` with R, S, ST (J + 40 ms) and T amplitudes per lead of the baseline-corrected ``beat``."""
+    qrs = beat[:, onset : offset + 1]
+    st = offset + int(round(0.04 * fs))
+    t_win = beat[:, offset + int(round(0.08 * fs)) : min(offset + int(round(0.36 * fs)), beat.shape[1])]
+    if st >= beat.shape[1] or t_win.shape[1] == 0:
+        return
+    t = t_win[np.arange(len(LEADS)), np.abs(t_win).argmax(axis=1)]
+    for i, lead in enumerate(LEADS):
+        out[f"R_{lead}"] = float(qrs[i].max())
+        out[f"S_{lead}"] = float(qrs[i].min())
+        out[f"ST_{lead}"] = float(beat[i, st])
+        out[f"T_{lead}"] = float(t[i])
 
 
 def _t_end_ms(beat: np.ndarray, fs: float, onset: int, offset: int, mean_rr: float) -> float:

@@ -31,7 +31,8 @@ from ecgstudy.simulate.masks import signature_rows
 from ecgstudy.simulate.noise import electrode_noise, electrodes_to_leads
 from ecgstudy.simulate.nondipolar import add_non_dipolar
 from ecgstudy.simulate.physiology import (
-    FRAMINGHAM_SLOPE_S, Patient, Physiology, baseline_physiology, sample_patient, women_qrs_axes,
+    FRAMINGHAM_SLOPE_S, WOMEN_PRECORDIAL, Patient, Physiology, baseline_physiology, sample_patient,
+    women_qrs_axes,
 )
 from ecgstudy.simulate.rhythm_effects import spikes
 from ecgstudy.simulate.rhythm import (
@@ -49,6 +50,7 @@ from ecgstudy.simulate.rhythm import (
 )
 from ecgstudy.simulate.waves import PART_P, PART_QRS, PART_ST, PART_T, Waves, render
 from ecgstudy.simulate.writer import quantise
+
 
 PAD_S = 1.0  # simulated margin on each side of the stored 10 s (filters and beats settle outside it)
 PLACEMENT_SD = (0.10, 0.02)  # relative lead-vector variation from electrode placement: precordial (default; per site: SiteConfig.placement_sd), limb
@@ -297,6 +299,8 @@ def simulate_record(
     if patient is None:
         patient = sample_patient(rng, age_mean=device.age_mean, age_sd=device.age_sd, female_frac=device.female_frac)
     dower = placement_matrix(rng, device.placement_sd, PLACEMENT_SD[1])
+    if patient.sex == 1:  # a woman's chest leads see the heart smaller (breast tissue, heart-to-chest distance)
+        dower = dower * np.array([1.0, 1.0] + [WOMEN_PRECORDIAL] * 6)[:, None]
     phys = build_physiology(rng, conditions, patient, dower)
     codes = resolve_exclusions({k: float(v) for k, v in conditions.items()})
     schedule = make_schedule(rng, phys, duration_s)

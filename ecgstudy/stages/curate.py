@@ -19,8 +19,9 @@ Outputs (``dvc.yaml`` stage ``curate``; layout of :mod:`ecgstudy.stages.outputs`
 - ``reports/tables/curate/``: ``exclusions_<store>.csv``, ``splits_by_site.csv``, ``prevalence_by_site.csv``
   (every store, corpus and site), ``site_separability.csv``, ``intervals_by_condition.csv`` (per condition: neurokit2 on lead II, the
   global 12-lead measurer and, for simulated data, the intended values;
-  :func:`ecgstudy.data.measure.interval_table`) and, for a real
-  dataset, ``rare_sets.csv``;
+  :func:`ecgstudy.data.measure.interval_table`), ``demographics_readability.csv`` (how well age and sex
+  are read from standard measurements of the main store's records,
+  :func:`ecgstudy.data.demographics.readability_table`) and, for a real dataset, ``rare_sets.csv``;
 - ``reports/figures/curate/ecg_per_condition.png``: one 12-lead ECG per condition (25 mm/s, 10 mm/mV);
 - ``reports/metrics/curate.json`` (:func:`ecgstudy.data.describe.curation_metrics`).
 """
@@ -35,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecgstudy.data import curation, describe, measure, rare_sets, site_shift, world
+from ecgstudy.data import curation, demographics, describe, measure, rare_sets, site_shift, world
 from ecgstudy.data.store import Store
 from ecgstudy.paths import resolve
 from ecgstudy.plots import ecg as ecg_plots
@@ -47,6 +48,8 @@ INTERVALS_PER_CODE = 20
 GALLERY_COLUMNS = 3
 #: Records per store the site classifier is cross-validated on (a seeded sample spread over sites).
 SEPARABILITY_RECORDS = 2000
+#: Records of the main store measured to ask how well age and sex can be read (a seeded sample).
+DEMOGRAPHICS_RECORDS = 1000
 
 
 @dataclass
@@ -64,6 +67,8 @@ class CurateResult:
     separability : site classifier's balanced accuracy per store, corpus classifier across stores
         (``site_separability.csv``, :func:`ecgstudy.data.site_shift.separability_table`).
     intervals : intervals measured by condition (``intervals_by_condition.csv``).
+    demographics : sex AUROC and age MAE of linear models on measured features, per feature set
+        (``demographics_readability.csv``, :func:`ecgstudy.data.demographics.readability_table`).
     rare_table : the rare-set table of a real dataset (``rare_sets.csv``); None for the simulated cohort.
     metrics : the content of ``reports/metrics/curate.json``.
     figures : {name: PNG path} of the figures written (``ecg_per_condition``).
@@ -76,6 +81,7 @@ class CurateResult:
     prevalence: pd.DataFrame
     separability: pd.DataFrame
     intervals: pd.DataFrame
+    demographics: pd.DataFrame
     rare_table: pd.DataFrame | None
     metrics: dict[str, Any]
     figures: dict[str, Path] = field(default_factory=dict)
@@ -151,6 +157,7 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
         prevalence=describe.prevalence_by_store(stores),
         separability=site_shift.separability_table(stores, seed=cfg.seed, max_records=SEPARABILITY_RECORDS),
         intervals=measure.interval_table(store, codes, n_per_code=INTERVALS_PER_CODE, seed=cfg.seed),
+        demographics=demographics.readability_table(stores, seed=cfg.seed, max_records=DEMOGRAPHICS_RECORDS),
         rare_table=rare_sets.set_table(summaries["rare"]) if real else None,
         metrics={},
     )
@@ -159,6 +166,10 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
         f"{row.store}_{row.grouping}": {"balanced_accuracy": row.balanced_accuracy, "chance": row.chance,
                                         "n_sites": int(row.n_sites)}
         for row in result.separability.itertuples()
+    }
+    result.metrics["demographics_readability"] = {
+        f"{row['store']}_{row['features']}": {k: row[k] for k in demographics.COLUMNS if k not in ("store", "features")}
+        for row in result.demographics.to_dict("records")
     }
     result.metrics["stores"] = {name: {"role": s.role, "records": len(s), "patients": int(s.records["patient_id"].nunique()),
                                        "splits": {k: int(v) for k, v in s.records["split"].value_counts().sort_index().items()}}
@@ -180,6 +191,7 @@ def write_tables(result: CurateResult, out: StageOutputs) -> None:
     result.prevalence.to_csv(out.tables / "prevalence_by_site.csv")
     result.separability.to_csv(out.tables / "site_separability.csv", index=False)
     result.intervals.to_csv(out.tables / "intervals_by_condition.csv")
+    result.demographics.to_csv(out.tables / "demographics_readability.csv", index=False)
 
 
 def draw_gallery(store: Store, codes: list[str], path: Path) -> Path:

@@ -1,0 +1,75 @@
+"""How far age and sex can be read from measurements (ecgstudy.data.demographics)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgstudy.data import demographics
+
+
+def _synthetic(n_patients=150, copies=1, informative=True, n_noise=4, seed=0):
+    rng = np.random.default_rng(seed)
+    sex = rng.integers(0, 2, n_patients).astype(float)
+    age = rng.uniform(20, 80, n_patients)
+    noise = rng.standard_normal((n_patients, n_noise))
+    cols = {f"f{i}": noise[:, i] for i in range(n_noise)}
+    if informative:
+        cols["sex_marker"] = sex + 0.3 * rng.standard_normal(n_patients)
+        cols["age_marker"] = age / 10.0 + 0.5 * rng.standard_normal(n_patients)
+    frame = pd.DataFrame(cols)
+    rep = np.repeat(np.arange(n_patients), copies)
+    return frame.iloc[rep].reset_index(drop=True), age[rep], sex[rep], rep
+
+
+def test_informative_features_are_read_and_noise_is_not():
+    feats, age, sex, patients = _synthetic()
+    good = demographics.readability(feats, age, sex, patients, seed=0)
+    assert good["sex_auroc"] > 0.95 and good["age_mae"] < 0.5 * good["age_mae_mean_predictor"]
+    assert good["age_r"] > 0.9
+    feats, age, sex, patients = _synthetic(informative=False)
+    none = demographics.readability(feats, age, sex, patients, seed=0)
+    assert 0.35 < none["sex_auroc"] < 0.65 and none["age_mae"] > 0.9 * none["age_mae_mean_predictor"]
+
+
+def test_a_patients_records_never_train_the_model_that_scores_them():
+    # 60 noise features, 3 identical records per patient: a model that saw a patient's twin record would
+    # memorise it (more features than patients per fold); grouped folds leave nothing to read
+    feats, age, sex, patients = _synthetic(n_patients=80, copies=3, informative=False, n_noise=60)
+    r = demographics.readability(feats, age, sex, patients, seed=1)
+    assert 0.3 < r["sex_auroc"] < 0.7, r
+    assert r["n_records"] == 240 and r["n_patients"] == 80
+
+
+def test_table_measures_known_demographics_per_store_and_skips_small_stores():
+    from ecgstudy.simulate import sample_patient, simulate_record
+
+    signals, rows = [], []
+    for i in range(60):
+        p = sample_patient(np.random.default_rng(i), patient_id=i)
+        signals.append(simulate_record(np.random.default_rng(100 + i), {}, p).signal.astype(np.float32))
+        rows.append({"patient_id": i, "age": p.age if i % 10 else np.nan, "sex": p.sex})
+    store = SimpleNamespace(signals=np.stack(signals), records=pd.DataFrame(rows), fs=500)
+    small = SimpleNamespace(signals=store.signals[:40], records=store.records.iloc[:40], fs=500)
+    table = demographics.readability_table({"main": store, "rare": small}, seed=0,
+                                           names=("main", "rare", "absent"))
+    assert list(table.columns) == demographics.COLUMNS
+    assert table["store"].tolist() == ["main", "main"] and table["features"].tolist() == ["global", "per_lead"]
+    assert (table["n_records"] == 54).all()  # six records without an age are left out
+    assert table.set_index("features").loc["per_lead", "n_features"] == 53
+    again = demographics.readability_table({"main": store}, seed=0)
+    pd.testing.assert_frame_equal(table, again)  # same seed, same numbers
+
+
+def test_known_demographics_needs_both_columns_and_valid_codes():
+    rec = pd.DataFrame({"age": [40, np.nan, 50, 60], "sex": [0, 1, 2, 1]})
+    assert demographics.known_demographics(rec).tolist() == [0, 3]
+    assert demographics.known_demographics(rec.drop(columns="sex")).size == 0
+
+
+@pytest.mark.parametrize("bad", [{"sex": [0] * 60}])
+def test_one_sex_only_gives_no_sex_auroc(bad):
+    feats, age, _, patients = _synthetic(n_patients=60)
+    r = demographics.readability(feats, age, np.asarray(bad["sex"], float), patients, seed=0)
+    assert np.isnan(r["sex_auroc"]) and np.isfinite(r["age_mae"])
