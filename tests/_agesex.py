@@ -51,7 +51,8 @@ def report(n: int = 1000, seed: int = 0) -> dict[str, float]:
     sets = {"truth": [f"gt_{k}" for k in TRUTH_FEATURES], **{k: list(v) for k, v in demographics.FEATURE_SETS.items()}}
     for name, columns in sets.items():
         r = demographics.readability(d[columns], d["age"], d["sex"], d["patient_id"], seed=seed)
-        out.update({f"{name}_sex_auroc": r["sex_auroc"], f"{name}_age_mae": r["age_mae"]})
+        out.update({f"{name}_sex_auroc": r["sex_auroc"], f"{name}_sex_balanced_accuracy": r["sex_balanced_accuracy"],
+                    f"{name}_age_mae": r["age_mae"]})
         out["mean_age_mae"] = r["age_mae_mean_predictor"]
     return out
 

@@ -365,9 +365,12 @@ def test_run_simulated_writes_every_output(tmp_path, monkeypatch):
     assert result.metrics["main_kept"] == result.summaries["main"]["n_kept"] == len(result.store)
     assert "gt_hr_bpm" in result.intervals.columns and "hr_median_abs_error_bpm" in result.metrics
     readable = result.metrics["demographics_readability"]
-    assert set(readable) == {"main_global", "main_per_lead"}
+    assert set(readable) == {"main_global", "main_per_lead", "main_site_only"}
     assert readable["main_per_lead"]["n_features"] == 53 and readable["main_global"]["n_features"] == 5
     assert readable["main_global"]["n_records"] == len(result.store)  # fewer than DEMOGRAPHICS_RECORDS: all
+    for v in readable.values():  # patient-bootstrap intervals around the point estimates
+        assert v["sex_auroc_low"] <= v["sex_auroc"] <= v["sex_auroc_high"]
+        assert v["age_mae_low"] <= v["age_mae"] <= v["age_mae_high"]
 
 
 def test_run_real_dataset_draws_rare_sets_from_the_main_store(tmp_path, monkeypatch):

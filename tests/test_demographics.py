@@ -42,24 +42,54 @@ def test_a_patients_records_never_train_the_model_that_scores_them():
     assert r["n_records"] == 240 and r["n_patients"] == 80
 
 
-def test_table_measures_known_demographics_per_store_and_skips_small_stores():
+def _store(n=60, site_age_gap=0.0):
     from ecgstudy.simulate import sample_patient, simulate_record
 
     signals, rows = [], []
-    for i in range(60):
+    for i in range(n):
         p = sample_patient(np.random.default_rng(i), patient_id=i)
         signals.append(simulate_record(np.random.default_rng(100 + i), {}, p).signal.astype(np.float32))
-        rows.append({"patient_id": i, "age": p.age if i % 10 else np.nan, "sex": p.sex})
-    store = SimpleNamespace(signals=np.stack(signals), records=pd.DataFrame(rows), fs=500)
+        rows.append({"record_id": 1000 + i, "patient_id": i, "age": p.age if i % 10 else np.nan, "sex": p.sex,
+                     "site": f"S{i % 2}"})
+    return SimpleNamespace(signals=np.stack(signals), records=pd.DataFrame(rows), fs=500)
+
+
+def test_table_measures_known_demographics_per_store_and_skips_small_stores():
+    store = _store()
     small = SimpleNamespace(signals=store.signals[:40], records=store.records.iloc[:40], fs=500)
-    table = demographics.readability_table({"main": store, "rare": small}, seed=0,
-                                           names=("main", "rare", "absent"))
+    table, pred = demographics.readability_table({"main": store, "rare": small}, seed=0,
+                                                 names=("main", "rare", "absent"))
     assert list(table.columns) == demographics.COLUMNS
-    assert table["store"].tolist() == ["main", "main"] and table["features"].tolist() == ["global", "per_lead"]
+    assert table["store"].tolist() == ["main"] * 3
+    assert table["features"].tolist() == ["global", "per_lead", demographics.SITE_ONLY]
     assert (table["n_records"] == 54).all()  # six records without an age are left out
     assert table.set_index("features").loc["per_lead", "n_features"] == 53
-    again = demographics.readability_table({"main": store}, seed=0)
+    assert table.set_index("features").loc[demographics.SITE_ONLY, "n_features"] == 2  # two sites, one-hot
+    assert len(pred) == 3 * 54 and set(pred["record_id"]) == set(store.records["record_id"][store.records["age"].notna()])
+    row = table.set_index("features").loc["per_lead"]
+    mine = pred[pred.features == "per_lead"]
+    assert row["age_mae"] == pytest.approx(np.mean(np.abs(mine.pred_age - mine.age)))
+    again, _ = demographics.readability_table({"main": store}, seed=0)
     pd.testing.assert_frame_equal(table, again)  # same seed, same numbers
+
+
+def test_a_missing_lead_is_blanked_not_read_as_zero_volts():
+    store = _store(n=2)
+    signals = store.signals.copy()
+    signals[0, 8] = np.nan  # V3 missing
+    signals[1, 9] = 0.0  # V4 disconnected (flat)
+    feats = demographics.measured_features(signals, np.array([0, 1]), 500.0)
+    assert feats.loc[0, ["R_V3", "S_V3", "ST_V3", "T_V3"]].isna().all() and np.isfinite(feats.loc[0, "R_V2"])
+    assert feats.loc[1, ["R_V4", "S_V4", "ST_V4", "T_V4"]].isna().all() and np.isfinite(feats.loc[1, "qrs_ms"])
+    whole = demographics.measured_features(store.signals, np.array([0]), 500.0)
+    assert np.isfinite(whole.loc[0, ["R_V3", "T_V3"]].to_numpy(float)).all()
+
+
+def test_balanced_accuracy_uses_the_half_probability_cut():
+    r = demographics.scores(np.array([30.0, 40, 50, 60]), np.array([0.0, 0, 1, 1]), np.array([35.0, 35, 55, 55]),
+                            np.array([0.2, 0.6, 0.7, 0.9]))
+    assert r["sex_auroc"] == 1.0 and r["sex_balanced_accuracy"] == 0.75  # one man above the cut
+    assert r["age_mae"] == 5.0 and r["age_mae_mean_predictor"] == 10.0
 
 
 def test_known_demographics_needs_both_columns_and_valid_codes():
@@ -72,4 +102,4 @@ def test_known_demographics_needs_both_columns_and_valid_codes():
 def test_one_sex_only_gives_no_sex_auroc(bad):
     feats, age, _, patients = _synthetic(n_patients=60)
     r = demographics.readability(feats, age, np.asarray(bad["sex"], float), patients, seed=0)
-    assert np.isnan(r["sex_auroc"]) and np.isfinite(r["age_mae"])
+    assert np.isnan(r["sex_auroc"]) and np.isnan(r["sex_balanced_accuracy"]) and np.isfinite(r["age_mae"])

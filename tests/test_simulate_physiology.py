@@ -206,12 +206,18 @@ def measured():
 
 def test_measured_t_amplitude_follows_the_published_sex_and_age_ratios(measured):
     d = measured
-    t = d[[f"T_V{k}" for k in range(2, 5)]].abs().max(axis=1)  # tallest T in V2-V4
-    men, women = t[d.sex == 0].median(), t[d.sex == 1].median()
-    # about 25 % greater in men in every lead (Gambill et al. 1995); modelled as 1 / 0.74 = 1.35 in V1-V6 and
-    # 1.15 in the limb leads: tolerance 1.1-1.6
-    assert 1.1 < men / women < 1.6, men / women
-    young, old = t[d.age == 30.0].median(), t[d.age == 70.0].median()
+    chest = d[[f"T_V{k}" for k in range(2, 5)]].abs().max(axis=1)  # tallest T in V2-V4
+    limb = d[["T_I", "T_II"]].abs().max(axis=1)
+
+    def men_over_women(t):
+        return t[d.sex == 0].median() / t[d.sex == 1].median()
+
+    # Gambill et al. 1995: about 25 % greater in men in every lead. Modelled with the chest-lead attenuation
+    # (SOURCES.md): 1 / 0.868 = 1.15 in the limb leads and 1 / (0.868 x 0.85) = 1.36 in V1-V6, a deviation
+    # from Gambill's uniform difference in the direction of Simonson et al. 1960
+    assert 1.0 < men_over_women(limb) < 1.3, men_over_women(limb)
+    assert 1.2 < men_over_women(chest) < 1.6 and men_over_women(chest) > men_over_women(limb), men_over_women(chest)
+    young, old = chest[d.age == 30.0].median(), chest[d.age == 70.0].median()
     # -10 % (18-39 -> 40-59 y) then -15 % (-> 60-79 y): 70 y / 30 y about 0.77, tolerance 0.6-0.9
     assert 0.6 < old / young < 0.9, old / young
 
@@ -220,7 +226,10 @@ def test_measured_j_point_elevation_is_a_young_male_pattern(measured):
     d = measured
     j = d[[f"ST_V{k}" for k in range(1, 5)]].max(axis=1)  # ST 40 ms after the J point, V1-V4
     share = {(s, a): float((j[(d.sex == s) & (d.age == a)] >= 0.1).mean()) for s in (0, 1) for a in (30.0, 70.0)}
-    # Surawicz & Parikh 2002: J >= 0.1 mV in V1-V4 in most young men, about 20 % of women, fewer old men
+    # Surawicz & Parikh 2002: the male pattern (J >= 0.1 mV with a steep ST) in 91 % of men aged 17-24, fewer
+    # with age; about 80 % of women have the female pattern at every age. Measured 40 ms after the J point on
+    # 24 records per group: wide tolerances
+    assert share[(0, 30.0)] >= 0.7 and share[(1, 30.0)] <= 0.45 and share[(1, 70.0)] <= 0.45, share
     assert share[(0, 30.0)] > share[(1, 30.0)] + 0.3, share
     assert share[(0, 30.0)] > share[(0, 70.0)] + 0.2, share
 
@@ -244,7 +253,7 @@ def test_measured_sex_difference_is_larger_in_the_precordial_than_in_the_limb_le
     from ecgstudy.data.measure import measure_leads
 
     rows = []
-    for i in range(240):  # healthy people of the default sites' ages (mean about 60 y)
+    for i in range(200):  # healthy people of the default sites' ages (mean about 60 y)
         site = default_sites()[i % 3]
         p = sample_patient(np.random.default_rng(9000 + i), i, 0, site.age_mean, site.age_sd, site.female_frac)
         rows.append(dict(sex=p.sex, **measure_leads(simulate_record(np.random.default_rng(i), {}, p, site).signal, 500)))
@@ -257,13 +266,13 @@ def test_measured_sex_difference_is_larger_in_the_precordial_than_in_the_limb_le
 
 @pytest.mark.slow
 def test_age_and_sex_are_readable_from_measured_per_lead_features():
-    """The curate stage's readability check (:mod:`ecgstudy.data.demographics`) on 600 freshly simulated
+    """The curate stage's readability check (:mod:`ecgstudy.data.demographics`) on 400 freshly simulated
     records of the default sites' case mix. Printed, not tuned: asserted only that per-lead measurements read
     sex better than the global measures do and better than the ground-truth global features did before the
     per-lead effects (AUROC 0.67), and age better than the mean predictor."""
     from tests._agesex import report
 
-    r = report(600)
+    r = report(400)
     print({k: round(v, 3) for k, v in r.items()})
     assert r["per_lead_sex_auroc"] > max(0.67, r["global_sex_auroc"] + 0.05)
     assert r["per_lead_age_mae"] < r["mean_age_mae"] - 1.0

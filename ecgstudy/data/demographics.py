@@ -6,11 +6,11 @@ are too weak would make any "the embedding encodes demographics" finding meaning
 measures it directly, the same way on simulated and real data: the per-lead amplitudes and global intervals
 of :func:`ecgstudy.data.measure.measure_leads` (what a computerised ECG program reports), a logistic
 regression for sex and a ridge regression for age (fixed, untuned: C = 1, alpha = 1, on standardised,
-median-imputed features), out-of-fold over patient-grouped folds. Two feature sets: ``global`` (heart rate,
-QRS, QT, Sokolow-Lyon and limb voltage: 5 numbers) and ``per_lead`` (those plus R, S, ST and T amplitude in
-each of the 12 leads: 53 numbers). Like the site separability of :mod:`ecgstudy.data.site_shift`, a
-descriptive check of the data with point estimates (no study claim rests on it; the latent stage gives the
-embeddings' age and sex read-out with patient-bootstrap intervals).
+median-imputed features), out-of-fold over patient-grouped folds. Three feature sets: ``global`` (heart rate,
+QRS, QT, Sokolow-Lyon and limb voltage: 5 numbers), ``per_lead`` (those plus R, S, ST and T amplitude in each
+of the 12 leads: 53 numbers) and ``site_only`` (which site recorded it, one-hot: a baseline, since sites differ
+in their age and sex mix and are told apart from their signals). :func:`readability_table` also returns the
+out-of-fold predictions, so the curate stage can put patient-bootstrap intervals on them.
 """
 
 from __future__ import annotations
@@ -18,27 +18,41 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ecgstudy.data.leads import LEADS
 from ecgstudy.data.measure import GLOBAL_MEASURES, LEAD_MEASURES, measure_leads
 
-#: The feature sets compared: name -> measures of :data:`~ecgstudy.data.measure.LEAD_MEASURES`.
+#: The measured feature sets compared: name -> measures of :data:`~ecgstudy.data.measure.LEAD_MEASURES`.
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "global": GLOBAL_MEASURES + ("hr_bpm",),
     "per_lead": LEAD_MEASURES,
 }
+#: The baseline feature set: the recording site, one-hot.
+SITE_ONLY = "site_only"
 #: Columns of :func:`readability_table`.
 COLUMNS = [
-    "store", "features", "n_features", "n_records", "n_patients", "sex_auroc", "age_mae", "age_mae_mean_predictor",
-    "age_r",
+    "store", "features", "n_features", "n_records", "n_patients", "sex_auroc", "sex_balanced_accuracy", "age_mae",
+    "age_mae_mean_predictor", "age_r",
 ]
+#: Per-lead measures (kinds of :func:`~ecgstudy.data.measure.measure_leads`) blanked for a missing lead.
+_PER_LEAD_KINDS = ("R", "S", "ST", "T")
 
 
 def measured_features(signals: np.ndarray, rows: np.ndarray, fs: float) -> pd.DataFrame:
     """:func:`~ecgstudy.data.measure.measure_leads` of each record in ``rows``: (len(rows), 53) frame.
 
-    ``signals`` is (N, 12, T) mV at ``fs`` Hz (a memory map is read one record at a time); a lead that is
-    missing (NaN) is read as flat, so its amplitudes come out near 0 or the whole record as NaN.
+    ``signals`` is (N, 12, T) mV at ``fs`` Hz (a memory map is read one record at a time). A missing lead
+    (NaN, or flat: a disconnected electrode) is measured as zeros so the other leads can be, and its own
+    R, S, ST and T are then set to NaN (imputed later, inside each training fold).
     """
-    out = [measure_leads(np.nan_to_num(np.asarray(signals[i], np.float64)), fs) for i in rows]
+    out = []
+    for i in rows:
+        x = np.asarray(signals[i], np.float64)
+        missing = ~np.isfinite(x).all(axis=1) | (np.nan_to_num(np.ptp(np.nan_to_num(x), axis=1)) < 1e-6)
+        m = measure_leads(np.nan_to_num(x), fs)
+        for k in np.flatnonzero(missing):
+            for kind in _PER_LEAD_KINDS:
+                m[f"{kind}_{LEADS[k]}"] = float("nan")
+        out.append(m)
     return pd.DataFrame(out, columns=list(LEAD_MEASURES), index=np.asarray(rows))
 
 
@@ -69,30 +83,36 @@ def out_of_fold(features: np.ndarray, age: np.ndarray, sex: np.ndarray, patients
     return pred_age, pred_sex
 
 
-def readability(features: pd.DataFrame, age: np.ndarray, sex: np.ndarray, patients: np.ndarray, *,
-                seed: int) -> dict[str, float | int]:
-    """Sex AUROC and age MAE of out-of-fold linear predictions from ``features``, the MAE of predicting the
-    mean age, and Pearson's r of predicted vs true age (NaN sex AUROC when one sex only).
-
-    Parameters
-    ----------
-    features : (N, F) measurements, one row per record.
-    age : (N,) years; sex : (N,) 0 = male, 1 = female; patients : (N,) patient ids.
-    """
-    age, sex = np.asarray(age, np.float64), np.asarray(sex, np.float64)
-    pred_age, pred_sex = out_of_fold(features.to_numpy(np.float64), age, sex, patients, seed=seed)
-    from sklearn.metrics import roc_auc_score
+def scores(age: np.ndarray, sex: np.ndarray, pred_age: np.ndarray, pred_sex: np.ndarray) -> dict[str, float]:
+    """Sex AUROC and balanced accuracy (probability >= 0.5), age MAE, the MAE of predicting the (in-sample)
+    mean age, and Pearson's r of predicted vs true age; NaN sex scores when fewer than two sexes were scored."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
     scored = np.isfinite(pred_sex)
     two_sexes = len(np.unique(sex[scored])) == 2
     return {
-        "n_features": int(features.shape[1]), "n_records": int(len(age)),
-        "n_patients": int(len(np.unique(np.asarray(patients).astype(str)))),
         "sex_auroc": float(roc_auc_score(sex[scored], pred_sex[scored])) if two_sexes else float("nan"),
+        "sex_balanced_accuracy": (float(balanced_accuracy_score(sex[scored], pred_sex[scored] >= 0.5))
+                                  if two_sexes else float("nan")),
         "age_mae": float(np.mean(np.abs(pred_age - age))),
-        "age_mae_mean_predictor": float(np.mean(np.abs(age - age.mean()))),  # in-sample mean: a generous baseline
+        "age_mae_mean_predictor": float(np.mean(np.abs(age - age.mean()))),
         "age_r": float(np.corrcoef(pred_age, age)[0, 1]),
     }
+
+
+def readability(features: pd.DataFrame, age: np.ndarray, sex: np.ndarray, patients: np.ndarray, *,
+                seed: int) -> dict[str, float | int]:
+    """:func:`scores` of out-of-fold linear predictions from ``features`` (N, F), with the counts.
+
+    Parameters
+    ----------
+    age : (N,) years; sex : (N,) 0 = male, 1 = female; patients : (N,) patient ids.
+    """
+    age, sex = np.asarray(age, np.float64), np.asarray(sex, np.float64)
+    pred_age, pred_sex = out_of_fold(features.to_numpy(np.float64), age, sex, patients, seed=seed)
+    return {"n_features": int(features.shape[1]), "n_records": int(len(age)),
+            "n_patients": int(len(np.unique(np.asarray(patients).astype(str)))),
+            **scores(age, sex, pred_age, pred_sex), "pred_age": pred_age, "pred_sex": pred_sex}
 
 
 def known_demographics(records: pd.DataFrame) -> np.ndarray:
@@ -105,16 +125,22 @@ def known_demographics(records: pd.DataFrame) -> np.ndarray:
 
 
 def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
-                      names: tuple[str, ...] = ("main",)) -> pd.DataFrame:
-    """How well each feature set reads age and sex, per store of ``names`` (columns :data:`COLUMNS`).
+                      names: tuple[str, ...] = ("main",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How well each feature set reads age and sex, per store of ``names``.
 
     Parameters
     ----------
     stores : {store name: :class:`~ecgstudy.data.store.Store`}; stores not in ``names`` are skipped, as is a
         store with fewer than 50 records of known age and sex (no row).
     max_records : records measured per store (a seeded sample of those with known age and sex).
+
+    Returns
+    -------
+    (table, predictions): one row per store and feature set (:data:`FEATURE_SETS`, then :data:`SITE_ONLY`
+    when the store has a ``site`` column), columns :data:`COLUMNS`; and the out-of-fold predictions, one row
+    per record and feature set (store, features, record_id, patient_id, age, sex, pred_age, pred_sex).
     """
-    rows = []
+    rows, predictions = [], []
     for name in names:
         if name not in stores:
             continue
@@ -124,11 +150,20 @@ def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
             continue
         rng = np.random.default_rng([seed, len(name), *name.encode()])
         picked = np.sort(rng.choice(known, min(max_records, len(known)), replace=False))
-        feats = measured_features(store.signals, picked, float(store.fs))
         part = store.records.iloc[picked]
+        measured = measured_features(store.signals, picked, float(store.fs))
+        sets = {label: measured[list(columns)] for label, columns in FEATURE_SETS.items()}
+        if "site" in part.columns:
+            sets[SITE_ONLY] = pd.get_dummies(part["site"].astype(str), dtype=float)
         age = pd.to_numeric(part["age"]).to_numpy(np.float64)
         sex = pd.to_numeric(part["sex"]).to_numpy(np.float64)
-        for label, columns in FEATURE_SETS.items():
-            r = readability(feats[list(columns)], age, sex, part["patient_id"].to_numpy(), seed=seed)
+        for label, features in sets.items():
+            r = readability(features, age, sex, part["patient_id"].to_numpy(), seed=seed)
+            predictions.append(pd.DataFrame({
+                "store": name, "features": label, "record_id": part["record_id"].to_numpy() if "record_id" in part
+                else picked, "patient_id": part["patient_id"].to_numpy(), "age": age, "sex": sex,
+                "pred_age": r.pop("pred_age"), "pred_sex": r.pop("pred_sex")}))
             rows.append({"store": name, "features": label, **r})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    pred_columns = ["store", "features", "record_id", "patient_id", "age", "sex", "pred_age", "pred_sex"]
+    return (pd.DataFrame(rows, columns=COLUMNS),
+            pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=pred_columns))

@@ -34,10 +34,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ecgstudy.data import curation, demographics, describe, measure, rare_sets, site_shift, world
 from ecgstudy.data.store import Store
+from ecgstudy.engine import resample
+from ecgstudy.engine.multiplicity import percentile_interval
 from ecgstudy.paths import resolve
 from ecgstudy.plots import ecg as ecg_plots
 from ecgstudy.stages.outputs import StageOutputs, stage_outputs
@@ -157,7 +160,8 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
         prevalence=describe.prevalence_by_store(stores),
         separability=site_shift.separability_table(stores, seed=cfg.seed, max_records=SEPARABILITY_RECORDS),
         intervals=measure.interval_table(store, codes, n_per_code=INTERVALS_PER_CODE, seed=cfg.seed),
-        demographics=demographics.readability_table(stores, seed=cfg.seed, max_records=DEMOGRAPHICS_RECORDS),
+        demographics=demographics_with_intervals(
+            *demographics.readability_table(stores, seed=cfg.seed, max_records=DEMOGRAPHICS_RECORDS), seed=cfg.seed),
         rare_table=rare_sets.set_table(summaries["rare"]) if real else None,
         metrics={},
     )
@@ -168,7 +172,7 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
         for row in result.separability.itertuples()
     }
     result.metrics["demographics_readability"] = {
-        f"{row['store']}_{row['features']}": {k: row[k] for k in demographics.COLUMNS if k not in ("store", "features")}
+        f"{row['store']}_{row['features']}": {k: v for k, v in row.items() if k not in ("store", "features")}
         for row in result.demographics.to_dict("records")
     }
     result.metrics["stores"] = {name: {"role": s.role, "records": len(s), "patients": int(s.records["patient_id"].nunique()),
@@ -179,6 +183,32 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
     result.figures["ecg_per_condition"] = draw_gallery(store, codes, out.figure("ecg_per_condition"))
     out.write_metrics(result.metrics)
     return result
+
+
+def demographics_with_intervals(table: pd.DataFrame, predictions: pd.DataFrame, *, seed: int, n_boot: int = 1000,
+                                level: float = 0.95) -> pd.DataFrame:
+    """``table`` (:func:`ecgstudy.data.demographics.readability_table`) with percentile intervals at ``level``
+    for sex AUROC and age MAE, over ``n_boot`` patient-bootstrap resamples of the out-of-fold ``predictions``
+    (the fits are not repeated: the interval is over the patients scored)."""
+    out = table.copy()
+    for col in ("sex_auroc_low", "sex_auroc_high", "age_mae_low", "age_mae_high"):
+        out[col] = float("nan")
+    for i, row in out.iterrows():
+        p = predictions[(predictions["store"] == row["store"]) & (predictions["features"] == row["features"])]
+        w = resample.patient_weights(p["patient_id"].to_numpy(), n_boot,
+                                     resample.seed_for(seed, "demographics", str(row["store"])))
+        mae = resample.weighted_means(np.abs(p["pred_age"].to_numpy() - p["age"].to_numpy()), w)
+        out.loc[i, ["age_mae_low", "age_mae_high"]] = percentile_interval(mae, level)
+        scored = np.isfinite(p["pred_sex"].to_numpy())
+        if len(np.unique(p["sex"].to_numpy()[scored])) == 2:
+            auroc = resample.weighted_metrics(p["sex"].to_numpy()[scored], p["pred_sex"].to_numpy()[scored], w[scored])
+            out.loc[i, ["sex_auroc_low", "sex_auroc_high"]] = percentile_interval(auroc["auroc"], level)
+    order = [c for c in demographics.COLUMNS if c not in ("sex_auroc", "age_mae")]
+    at = order.index("sex_balanced_accuracy")
+    order[at:at] = ["sex_auroc", "sex_auroc_low", "sex_auroc_high"]
+    at = order.index("age_mae_mean_predictor")
+    order[at:at] = ["age_mae", "age_mae_low", "age_mae_high"]
+    return out[order]
 
 
 def write_tables(result: CurateResult, out: StageOutputs) -> None:
