@@ -21,8 +21,8 @@
 # (2 CPU cores, default `params.yaml`). This notebook is not a pipeline stage; nothing depends on it.
 #
 # **Before you start**, the study must have run once: `make study` in a terminal at the repository root
-# (in JupyterLab: File > New > Terminal), about 34 minutes on 2 cores. Until then each section
-# says which command produces what it is missing.
+# (in JupyterLab: File > New > Terminal), about 34 minutes on 2 idle cores, up to 46 on a shared host.
+# Until then each section says which command produces what it is missing.
 #
 # **Everything is one click away**: the first cell below lists every stage with a link to its notebook
 # (here in `notebooks/`, opens as a notebook) and to its executed copy with all outputs

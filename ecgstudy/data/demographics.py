@@ -47,8 +47,9 @@ def measured_features(signals: np.ndarray, rows: np.ndarray, fs: float) -> pd.Da
     out = []
     for i in rows:
         x = np.asarray(signals[i], np.float64)
-        missing = ~np.isfinite(x).all(axis=1) | (np.nan_to_num(np.ptp(np.nan_to_num(x), axis=1)) < 1e-6)
-        m = measure_leads(np.nan_to_num(x), fs)
+        filled = np.nan_to_num(x)
+        missing = ~np.isfinite(x).all(axis=1) | (np.ptp(filled, axis=1) < 1e-6)
+        m = measure_leads(filled, fs)
         for k in np.flatnonzero(missing):
             for kind in _PER_LEAD_KINDS:
                 m[f"{kind}_{LEADS[k]}"] = float("nan")
@@ -100,9 +101,10 @@ def scores(age: np.ndarray, sex: np.ndarray, pred_age: np.ndarray, pred_sex: np.
     }
 
 
-def readability(features: pd.DataFrame, age: np.ndarray, sex: np.ndarray, patients: np.ndarray, *,
-                seed: int) -> dict[str, float | int]:
-    """:func:`scores` of out-of-fold linear predictions from ``features`` (N, F), with the counts.
+def read(features: pd.DataFrame, age: np.ndarray, sex: np.ndarray, patients: np.ndarray, *,
+         seed: int) -> tuple[dict[str, float | int], np.ndarray, np.ndarray]:
+    """(:func:`scores` with the counts, predicted age (N,), predicted probability of sex 1 (N,)) of
+    out-of-fold linear predictions from ``features`` (N, F).
 
     Parameters
     ----------
@@ -110,9 +112,15 @@ def readability(features: pd.DataFrame, age: np.ndarray, sex: np.ndarray, patien
     """
     age, sex = np.asarray(age, np.float64), np.asarray(sex, np.float64)
     pred_age, pred_sex = out_of_fold(features.to_numpy(np.float64), age, sex, patients, seed=seed)
-    return {"n_features": int(features.shape[1]), "n_records": int(len(age)),
-            "n_patients": int(len(np.unique(np.asarray(patients).astype(str)))),
-            **scores(age, sex, pred_age, pred_sex), "pred_age": pred_age, "pred_sex": pred_sex}
+    row = {"n_features": int(features.shape[1]), "n_records": int(len(age)),
+           "n_patients": int(len(np.unique(np.asarray(patients).astype(str)))), **scores(age, sex, pred_age, pred_sex)}
+    return row, pred_age, pred_sex
+
+
+def readability(features: pd.DataFrame, age: np.ndarray, sex: np.ndarray, patients: np.ndarray, *,
+                seed: int) -> dict[str, float | int]:
+    """The scores and counts of :func:`read` (no predictions)."""
+    return read(features, age, sex, patients, seed=seed)[0]
 
 
 def known_demographics(records: pd.DataFrame) -> np.ndarray:
@@ -158,12 +166,12 @@ def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
         age = pd.to_numeric(part["age"]).to_numpy(np.float64)
         sex = pd.to_numeric(part["sex"]).to_numpy(np.float64)
         for label, features in sets.items():
-            r = readability(features, age, sex, part["patient_id"].to_numpy(), seed=seed)
+            row, pred_age, pred_sex = read(features, age, sex, part["patient_id"].to_numpy(), seed=seed)
             predictions.append(pd.DataFrame({
                 "store": name, "features": label, "record_id": part["record_id"].to_numpy() if "record_id" in part
                 else picked, "patient_id": part["patient_id"].to_numpy(), "age": age, "sex": sex,
-                "pred_age": r.pop("pred_age"), "pred_sex": r.pop("pred_sex")}))
-            rows.append({"store": name, "features": label, **r})
+                "pred_age": pred_age, "pred_sex": pred_sex}))
+            rows.append({"store": name, "features": label, **row})
     pred_columns = ["store", "features", "record_id", "patient_id", "age", "sex", "pred_age", "pred_sex"]
     return (pd.DataFrame(rows, columns=COLUMNS),
             pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=pred_columns))

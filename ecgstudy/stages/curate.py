@@ -203,12 +203,8 @@ def demographics_with_intervals(table: pd.DataFrame, predictions: pd.DataFrame, 
         if len(np.unique(p["sex"].to_numpy()[scored])) == 2:
             auroc = resample.weighted_metrics(p["sex"].to_numpy()[scored], p["pred_sex"].to_numpy()[scored], w[scored])
             out.loc[i, ["sex_auroc_low", "sex_auroc_high"]] = percentile_interval(auroc["auroc"], level)
-    order = [c for c in demographics.COLUMNS if c not in ("sex_auroc", "age_mae")]
-    at = order.index("sex_balanced_accuracy")
-    order[at:at] = ["sex_auroc", "sex_auroc_low", "sex_auroc_high"]
-    at = order.index("age_mae_mean_predictor")
-    order[at:at] = ["age_mae", "age_mae_low", "age_mae_high"]
-    return out[order]
+    return out[[name for c in demographics.COLUMNS
+                for name in ((c, f"{c}_low", f"{c}_high") if c in ("sex_auroc", "age_mae") else (c,))]]
 
 
 def write_tables(result: CurateResult, out: StageOutputs) -> None:
