@@ -10,8 +10,9 @@
 How an interactive front end is told apart from papermill: both run an IPython kernel, but papermill
 (nbclient) sends every cell with ``allow_stdin=False`` (a batch run cannot answer ``input()``), while the
 Jupyter front ends allow it. ``tqdm.auto`` alone cannot see that difference and would put widgets into
-papermill's output. ``CI`` in the environment always means text. ``ECGSTUDY_PROGRESS=text|notebook``
-overrides the choice (``auto``, the default, decides as above).
+papermill's output. ``CI`` in the environment always means text. ``ECGSTUDY_PROGRESS=text|notebook|off``
+overrides the choice (``auto``, the default, decides as above; ``off`` draws nothing: the worker processes
+of :mod:`ecgstudy.engine.jobs`, whose bars would interleave).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm.std import tqdm as text_tqdm
 
 #: Environment variable overriding the bar kind: ``auto`` (default), ``text`` or ``notebook``.
 MODE_ENV = "ECGSTUDY_PROGRESS"
-_MODES = ("auto", "text", "notebook")
+_MODES = ("auto", "text", "notebook", "off")
 
 
 def _interactive_kernel() -> bool:
@@ -48,7 +49,7 @@ def _widgets_available() -> bool:
 
 
 def bar_kind() -> str:
-    """``"notebook"`` or ``"text"``: the kind of bar :func:`tqdm` creates here and now."""
+    """``"notebook"``, ``"text"`` or ``"off"``: the kind of bar :func:`tqdm` creates here and now."""
     mode = os.environ.get(MODE_ENV, "auto").strip().lower() or "auto"
     if mode not in _MODES:
         raise ValueError(f"{MODE_ENV}={mode!r}: expected one of {', '.join(_MODES)}")
@@ -65,4 +66,6 @@ def tqdm(*args: Any, **kwargs: Any) -> text_tqdm:
         from tqdm.notebook import tqdm as notebook_tqdm
 
         return notebook_tqdm(*args, **kwargs)
+    if bar_kind() == "off":
+        kwargs["disable"] = True
     return text_tqdm(*args, **kwargs)

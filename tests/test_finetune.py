@@ -1,5 +1,6 @@
 """Fine-tuning stage: patient-level label fractions, repeats, equal tuning, the four strategies, guards."""
 
+import dataclasses
 import json
 import shutil
 
@@ -18,6 +19,7 @@ from ecgstudy.plots.training import label_efficiency
 from ecgstudy.stages.evaluate import Bootstrap, finetune_statistics
 from ecgstudy.stages import artifacts
 from ecgstudy.stages.finetune import FinetuneConfig, patient_subsample, train_all
+from ecgstudy.stages.outputs import without_timings
 from ecgstudy.models.checkpoint import CheckpointError, load_classifier, load_encoder, save_checkpoint
 from ecgstudy.stages.pretrain import PretrainConfig, PretrainRun, run_pretrain
 from ecgstudy.data.store import ECGDataset, Store
@@ -200,6 +202,20 @@ def test_same_seed_same_numbers(setup):
         assert np.array_equal(scores, b.scores.scores[key])
 
 
+def test_groups_in_worker_processes_give_the_numbers_of_one_process(setup, tmp_path):
+    """The setup trained its 4 full fine-tune groups in 2 one-thread workers; one one-thread process (this one,
+    torch_one_thread) gives the same results, curves, searches, thresholds and saved scores, in the same order."""
+    assert setup["cfg"].workers == 2
+    serial = train_all(dataclasses.replace(setup["cfg"], workers=1), setup["store"], setup["encoder"], tmp_path / "m",
+                       seed=0)
+    parallel = setup["result"]
+    for name in ("results", "curves", "tuning", "decisions", "calibration"):
+        pd.testing.assert_frame_equal(without_timings(getattr(serial, name)), without_timings(getattr(parallel, name)))
+    assert serial.scores.meta == parallel.scores.meta and serial.scores.scores.keys() == parallel.scores.scores.keys()
+    for key, scores in serial.scores.scores.items():
+        assert np.array_equal(scores, parallel.scores.scores[key])
+
+
 def test_mismatched_preprocessing_and_bad_config_fail(setup, tmp_path):
     other = build_store(tmp_path / "other", 40, fs=50.0, n_samples=500)
     with pytest.raises(CheckpointError, match="fs: model 100.0 vs store 50.0"):
@@ -208,6 +224,8 @@ def test_mismatched_preprocessing_and_bad_config_fail(setup, tmp_path):
         config.from_dict(FinetuneConfig, {"strategies": ["pretrained", "magic"]}, "finetune")
     with pytest.raises(config.ConfigError, match="fractions"):
         config.from_dict(FinetuneConfig, {"fractions": [0.0, 1.0]}, "finetune")
+    with pytest.raises(config.ConfigError, match="workers must be >= 1"):
+        config.from_dict(FinetuneConfig, {"workers": 0}, "finetune")
 
 
 def _tiny(**kw):

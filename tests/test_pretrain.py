@@ -160,12 +160,16 @@ def _small(runs, keep, **kw):
 
 def test_run_pretrain_trains_every_run_keeps_one_and_compares_with_random_init(store, tmp_path):
     cfg = _small([{"name": "cmsc"}, {"name": "mae", "objective": "mae", "epochs": 1}], keep="mae", resume=False)
+    assert cfg.workers == 2  # the runs train in two one-thread worker processes; again: one after another, here
     res = run_pretrain(cfg, store, tmp_path / "a", seed=0, plots_dir=tmp_path / "plots")
-    again = run_pretrain(cfg, store, tmp_path / "b", seed=0)
+    again = run_pretrain(dataclasses.replace(cfg, workers=1), store, tmp_path / "b", seed=0)
     assert list(res.runs) == ["cmsc", "mae"] and len(res.runs["mae"].history) == 1
     for name in ("cmsc", "mae"):
         pd.testing.assert_frame_equal(res.runs[name].history[["train_loss", "val_loss"]],
                                       again.runs[name].history[["train_loss", "val_loss"]])
+        a, _ = load_encoder(res.runs[name].checkpoint)
+        b, _ = load_encoder(again.runs[name].checkpoint)
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
         assert pd.read_csv(tmp_path / "plots" / f"{name}.csv").shape[0] == len(res.runs[name].history)
     assert (tmp_path / "a" / "encoder.pt").read_bytes() == (tmp_path / "a" / "mae.pt").read_bytes()
     encoder, info = load_encoder(res.checkpoint)

@@ -1,5 +1,7 @@
 """Rare-disease transfer: patient-disjoint stratified splits, training-set draws, scored strategies."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from ecgstudy.stages.pretrain import PretrainConfig, PretrainRun, run_pretrain
 from ecgstudy.engine.train import TrainConfig
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.stages.evaluate import Bootstrap, transfer_statistics
+from ecgstudy.stages.outputs import without_timings
 from ecgstudy.stages.transfer import TransferConfig, _sizes, draw_training_set, split_patients, train_all
 
 
@@ -96,6 +99,19 @@ def test_same_seed_same_numbers(setup):
     a = train_all(cfg, setup["rare"], setup["encoder"], seed=3)
     b = train_all(cfg, setup["rare"], setup["encoder"], seed=3)
     pd.testing.assert_frame_equal(a.results, b.results)
+
+
+def test_conditions_in_worker_processes_give_the_numbers_of_one_process(setup):
+    """The setup trained its 2 conditions in 2 one-thread workers; this one-thread process gives the same tables,
+    scores and probe searches, in the same order."""
+    assert setup["cfg"].workers == 2
+    serial = train_all(dataclasses.replace(setup["cfg"], workers=1), setup["rare"], setup["encoder"], seed=0)
+    parallel = setup["result"]
+    for name in ("results", "runs", "sets"):
+        pd.testing.assert_frame_equal(without_timings(getattr(serial, name)), without_timings(getattr(parallel, name)))
+    assert serial.scores.meta == parallel.scores.meta and list(serial.scores.scores) == list(parallel.scores.scores)
+    for key, p in serial.scores.scores.items():
+        np.testing.assert_array_equal(p, parallel.scores.scores[key])
 
 
 def test_bad_inputs_fail(setup, tmp_path):

@@ -60,6 +60,18 @@ class ScoreFile:
             raise ValueError(f"keys may not contain {_SEP!r}: {key}, {group!r}")
         self.scores[(*key, group)] = scores
 
+    def merge(self, other: ScoreFile) -> None:
+        """Add ``other``'s groups and scores (one job's part of a stage; ``meta`` is the caller's to merge).
+
+        A group or a score key present in both is an error: parts must not overlap."""
+        clash = sorted(set(self.y) & set(other.y)) + [k for k in other.scores if k in self.scores]
+        if clash:
+            raise ValueError(f"merging score files: {clash[:5]} already present")
+        for group in other.y:
+            self.add_group(group, other.y[group], other.patients[group], other.labels[group])
+        for key, value in other.scores.items():
+            self.add(key[:-1], key[-1], value)
+
     def get(self, *key: str) -> np.ndarray:
         """Scores of (model keys..., group)."""
         return self.scores[tuple(key)]

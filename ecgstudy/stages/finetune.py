@@ -51,6 +51,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,7 @@ from ecgstudy.apply.decisions import Decisions, finish_classifier
 from ecgstudy.data.labels import task_labels
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import evaluate
+from ecgstudy.engine.jobs import run_jobs, worker_threads
 from ecgstudy.engine.probes import embed_dataset, embed_windows, fresh_encoder, pos_weights, predict_probs, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.thresholds import parse_rule
@@ -113,7 +115,8 @@ class FinetuneConfig:
     dropout: float = 0.1  # dropout before the linear head during full fine-tunes
     pos_weight: bool = True  # BCE positive weights n_neg / n_pos from the training subset (ECG-FM)
     monitor: Literal["val_loss", "val_auroc"] = "val_auroc"  # best-epoch selection on the validation split (the reported metric; BCE is skewed by pos_weight)
-    num_threads: int = 0  # torch CPU threads (0 = torch default)
+    num_threads: int = 0  # torch CPU threads (0 = torch default); with workers > 1, the threads of each worker (0 = 1)
+    workers: int = 2  # (strategy, fraction) groups of full fine-tunes trained side by side in this many spawned processes (1 = one after another in this process); at the same threads per job the numbers do not depend on it
     threshold_rule: str = "youden"  # per-label decision thresholds chosen on val, stored in each classifier: youden | f1 | sensitivity:X
 
     def validate(self) -> None:
@@ -126,8 +129,8 @@ class FinetuneConfig:
         bad = [s for s in self.eval_splits if s not in ("test", "external", "val")]
         if bad:
             raise ValueError(f"eval_splits {bad} not in ['test', 'external', 'val']")
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.repeats < 1 or self.workers < 1:
+            raise ValueError(f"repeats and workers must be >= 1, got {self.repeats} and {self.workers}")
         for key in ("lr_grid", "weight_decay_grid"):
             grid = getattr(self, key)
             if not grid or any(v < 0 for v in grid) or (key == "lr_grid" and any(v == 0 for v in grid)):
@@ -300,9 +303,98 @@ def _train_model(cfg: FinetuneConfig, inp: _Inputs, strategy: str, fraction: flo
     return model, fitted, preds
 
 
+@dataclass
+class _Context:
+    """What every (strategy, fraction) group reads: the opened inputs and the run's settings."""
+
+    cfg: FinetuneConfig
+    inp: _Inputs
+    features: dict  # probe strategy -> split -> cached frozen features (empty in a worker: probes run in the stage)
+    probe_encoders: dict[str, torch.nn.Module]  # linear_probe -> pretrained, random_probe -> twin
+    device: torch.device
+    models_dir: Path
+    encoder_path: Path
+    seed: int
+    leak: dict[str, list[str]]
+
+
+def _context(cfg: FinetuneConfig, store_dir: Path, encoder_path: Path, models_dir: Path, seed: int,
+             leak: dict[str, list[str]], inp: _Inputs | None = None, *, with_features: bool = False) -> _Context:
+    """Open (or reuse ``inp``) the stage's inputs; with the probes' frozen features when asked."""
+    inp = _open(cfg, store_dir, encoder_path) if inp is None else inp
+    device = resolve_device(cfg.optim.device)
+    probe_encoders = {"linear_probe": inp.pretrained, "random_probe": inp.twin}
+    features = _frozen_features(cfg, inp, probe_encoders, device) if with_features else {}
+    return _Context(cfg, inp, features, probe_encoders, device, Path(models_dir), Path(encoder_path), seed, leak)
+
+
+@dataclass
+class _Group:
+    """One strategy at one label fraction: the search on repeat 0, the other repeats, and what they wrote."""
+
+    rows: list[dict]  # results.csv rows (repeat x split)
+    curves: list[pd.DataFrame]  # per-epoch histories of every model trained, candidates included
+    tuning: list[dict]  # tuning.csv rows (one per searched value)
+    decided: Decisions  # repeat 0's thresholds and reliability bins
+    scores: list[tuple[tuple[str, str, str], str, np.ndarray]]  # (strategy, fraction, repeat), split, probs (N, L)
+    models: dict[str, dict]  # scores.meta["models"] entries
+    search: dict  # scores.meta["tuning"] entry
+
+
+def _train_group(ctx: _Context, job: tuple[float, str]) -> _Group:
+    """Train ``strategy`` at ``fraction`` (the job): repeat 0 searches, repeats 1.. reuse its choice; repeat 0's
+    classifier is saved with its thresholds and card. Independent of every other group (own seeds)."""
+    fraction, strategy = job
+    cfg, inp = ctx.cfg, ctx.inp
+    search = Search(tuned_param(strategy), _grid(cfg, strategy), f"best-epoch validation {cfg.monitor} on repeat 0")
+    group = _Group([], [], [], None, [], {}, {})
+    for k in range(cfg.repeats):
+        run_seed = repeat_seed(ctx.seed, k)
+        sub = patient_subsample(inp.patients, inp.rows["train"], fraction, run_seed)
+        if k == 0:
+            model, fitted, preds, seconds = _search(cfg, inp, strategy, fraction, sub, ctx.features, ctx.probe_encoders,
+                                                    run_seed, ctx.device, search, group.curves, group.tuning)
+        else:
+            start = time.perf_counter()
+            model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, ctx.features, ctx.probe_encoders,
+                                                run_seed, ctx.device, search.chosen)
+            seconds = time.perf_counter() - start
+            group.curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=k,
+                                                      **{f"searched_{search.param}": search.chosen}))
+        stopped = stopped_at_last_epoch(fitted)
+        if k == 0:
+            path = save_checkpoint(
+                ctx.models_dir / classifier_name(strategy, fraction), model,
+                config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": run_seed,
+                        "repeat": k, search.param: search.chosen},
+                preprocessing=inp.info["preprocessing"], labels=inp.labels,
+                extra={"best_epoch": fitted.best_epoch, "stopped_at_last_epoch": stopped, "n_train": len(sub),
+                       "pretrained_from": artifacts.shown(ctx.encoder_path), "tuning": search.record()},
+            )
+            group.decided = _finish(cfg, inp, path, model, preds, sub, fitted.best_epoch, strategy, fraction, ctx.device)
+        group.models[f"{strategy}/{fraction:g}/r{k}"] = {
+            "best_epoch": int(fitted.best_epoch), "stopped_at_last_epoch": stopped, search.param: search.chosen}
+        for split, p in preds.items():
+            group.scores.append(((strategy, f"{fraction:g}", f"r{k}"), split, p))
+            group.rows.append({
+                "strategy": strategy, "fraction": fraction, "repeat": k, "split": split, "n_train": len(sub),
+                "n_train_patients": len(np.unique(inp.patients[sub])),
+                **point_estimates(inp.datasets[split].y, p), "tuned_param": search.param,
+                "tuned_value": search.chosen, "best_epoch": fitted.best_epoch,
+                "epochs_run": len(fitted.history), "stopped_at_last_epoch": stopped,
+                "pretraining_label_leak": bool(ctx.leak) and strategy in _PRETRAINED, "train_seconds": seconds,
+            })
+    group.search = search.record()
+    return group
+
+
 def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Path, models_dir: str | Path, *,
               seed: int) -> FinetuneResult:
     """Train every strategy at every label fraction and repeat, save the classifiers and their evaluation-split scores.
+
+    The full fine-tunes of each (strategy, fraction) run as one job, ``cfg.workers`` jobs at a time in worker
+    processes (:func:`ecgstudy.engine.jobs.run_jobs`); the probes train here, on cached features. Outputs are
+    assembled in (fraction, strategy, repeat) order whichever job finished first.
 
     Parameters
     ----------
@@ -318,64 +410,34 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
     seed
         Repeat k subsamples and trains with seed + k (:func:`ecgstudy.engine.tuning.repeat_seed`).
     """
-    inp = _open(cfg, Path(store_dir), Path(encoder_path))
+    store_dir, encoder_path, models_dir = Path(store_dir), Path(encoder_path), Path(models_dir)
+    inp = _open(cfg, store_dir, encoder_path)
     leak = _check_encoder(cfg, inp, encoder_path)
-    device = resolve_device(cfg.optim.device)
-    probe_encoders = {"linear_probe": inp.pretrained, "random_probe": inp.twin}
-    features = _frozen_features(cfg, inp, probe_encoders, device)
+    ctx = _context(cfg, store_dir, encoder_path, models_dir, seed, leak, inp, with_features=True)
     scores = ScoreFile(meta={"task": cfg.task, "n_labels": len(inp.labels), "protocol": cfg.protocol(),
                              "strategies": list(cfg.strategies), "fractions": list(cfg.fractions),
                              "repeats": cfg.repeats, "repeat_design": _REPEAT_DESIGN, "baseline_init": inp.twin_how,
                              "pretraining_label_leak": leak, "tuning": {}, "models": {}})
     for split in cfg.eval_splits:
         scores.add_group(split, inp.datasets[split].y, inp.patients[inp.rows[split]], inp.labels)
-    rows, curves, tuning, decided = [], [], [], []
-    for fraction in cfg.fractions:
-        for strategy in cfg.strategies:
-            search = Search(tuned_param(strategy), _grid(cfg, strategy),
-                            f"best-epoch validation {cfg.monitor} on repeat 0")
-            for k in range(cfg.repeats):
-                run_seed = repeat_seed(seed, k)
-                sub = patient_subsample(inp.patients, inp.rows["train"], fraction, run_seed)
-                if k == 0:
-                    model, fitted, preds, seconds = _search(cfg, inp, strategy, fraction, sub, features, probe_encoders,
-                                                            run_seed, device, search, curves, tuning)
-                else:
-                    start = time.perf_counter()
-                    model, fitted, preds = _train_model(cfg, inp, strategy, fraction, sub, features, probe_encoders,
-                                                        run_seed, device, search.chosen)
-                    seconds = time.perf_counter() - start
-                    curves.append(fitted.history.assign(strategy=strategy, fraction=fraction, repeat=k,
-                                                        **{f"searched_{search.param}": search.chosen}))
-                stopped = stopped_at_last_epoch(fitted)
-                if k == 0:
-                    path = save_checkpoint(
-                        Path(models_dir) / classifier_name(strategy, fraction), model,
-                        config={**dataclasses.asdict(cfg), "strategy": strategy, "fraction": fraction, "seed": run_seed,
-                                "repeat": k, search.param: search.chosen},
-                        preprocessing=inp.info["preprocessing"], labels=inp.labels,
-                        extra={"best_epoch": fitted.best_epoch, "stopped_at_last_epoch": stopped, "n_train": len(sub),
-                               "pretrained_from": artifacts.shown(Path(encoder_path)), "tuning": search.record()},
-                    )
-                    decided.append(_finish(cfg, inp, path, model, preds, sub, fitted.best_epoch, strategy, fraction, device))
-                scores.meta["models"][f"{strategy}/{fraction:g}/r{k}"] = {
-                    "best_epoch": int(fitted.best_epoch), "stopped_at_last_epoch": stopped, search.param: search.chosen}
-                for split, p in preds.items():
-                    scores.add((strategy, f"{fraction:g}", f"r{k}"), split, p)
-                    rows.append({
-                        "strategy": strategy, "fraction": fraction, "repeat": k, "split": split, "n_train": len(sub),
-                        "n_train_patients": len(np.unique(inp.patients[sub])),
-                        **point_estimates(inp.datasets[split].y, p), "tuned_param": search.param,
-                        "tuned_value": search.chosen, "best_epoch": fitted.best_epoch,
-                        "epochs_run": len(fitted.history), "stopped_at_last_epoch": stopped,
-                        "pretraining_label_leak": bool(leak) and strategy in _PRETRAINED, "train_seconds": seconds,
-                    })
-            scores.meta["tuning"][f"{strategy}/{fraction:g}"] = search.record()
-    results = pd.DataFrame(rows)
-    return FinetuneResult(results=results, curves=pd.concat(curves, ignore_index=True), tuning=pd.DataFrame(tuning),
+    jobs = [(f, s) for f in cfg.fractions for s in cfg.strategies]
+    full = sorted((j for j in jobs if j[1] not in _FROZEN), key=lambda j: -j[0])  # largest first
+    groups = dict(zip(full, run_jobs(_train_group, full, state=ctx, workers=cfg.workers,
+                                     threads=worker_threads(cfg.num_threads), desc="finetune",
+                                     reopen=partial(_context, cfg, store_dir, encoder_path, models_dir, seed, leak))))
+    groups.update({j: _train_group(ctx, j) for j in jobs if j[1] in _FROZEN})
+    for job in jobs:
+        group = groups[job]
+        for key, split, p in group.scores:
+            scores.add(key, split, p)
+        scores.meta["models"].update(group.models)
+        scores.meta["tuning"][f"{job[1]}/{job[0]:g}"] = group.search
+    results = pd.DataFrame([row for job in jobs for row in groups[job].rows])
+    return FinetuneResult(results=results, curves=pd.concat([c for j in jobs for c in groups[j].curves], ignore_index=True),
+                          tuning=pd.DataFrame([row for j in jobs for row in groups[j].tuning]),
                           scores=scores, metrics=_headline(results, inp.labels, cfg, scores.meta), labels=inp.labels,
-                          decisions=pd.concat([d.operating for d in decided], ignore_index=True),
-                          calibration=pd.concat([d.reliability for d in decided], ignore_index=True))
+                          decisions=pd.concat([groups[j].decided.operating for j in jobs], ignore_index=True),
+                          calibration=pd.concat([groups[j].decided.reliability for j in jobs], ignore_index=True))
 
 
 def _finish(cfg: FinetuneConfig, inp: _Inputs, path: Path, model, preds: dict, sub: np.ndarray, best_epoch: int,

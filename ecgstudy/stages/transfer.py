@@ -47,6 +47,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ from ecgstudy.apply.cards import build_card, evaluation_entry, write_card
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import calibration, evaluate
 from ecgstudy.engine import thresholds as th
+from ecgstudy.engine.jobs import run_jobs, worker_threads
 from ecgstudy.engine.probes import embed_dataset, fresh_encoder, pos_weights, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.train import TrainConfig, predict, resolve_device
@@ -107,7 +109,8 @@ class TransferConfig:
     weight_decay_grid: list[float] = field(default_factory=lambda: [0.01, 1.0, 10.0])  # probe weight decays searched by inner patient cross-validation on repeat 0's training set (no validation split); 3 values x cv_folds fits per condition and size
     cv_folds: int = 3  # patient folds of that cross-validation, and of the out-of-fold probabilities that set the saved models' thresholds
     dropout: float = 0.1  # dropout before the head when fine-tuning
-    num_threads: int = 0  # torch CPU threads (0 = torch default)
+    num_threads: int = 0  # torch CPU threads (0 = torch default); with workers > 1, the threads of each worker (0 = 1)
+    workers: int = 2  # conditions trained side by side in this many spawned processes (1 = one after another in this process); at the same threads per job the numbers do not depend on it
     checkpoints: Literal["largest", "all", "none"] = "largest"  # repeat 0's models saved under models/transfer (with model cards, for ecgstudy predict): largest = the largest training size per condition and strategy, all = every size, none; each saved model also trains cv_folds fold models for its threshold
     threshold_rule: str = "youden"  # decision threshold of each saved model, chosen on out-of-fold probabilities of its training records (cv_folds patient folds; no validation split): youden | f1 | sensitivity:X
 
@@ -118,8 +121,8 @@ class TransferConfig:
             raise ValueError(f"unknown strategies {bad}; valid: {list(STRATEGIES)}")
         if not self.n_train_cases or any(n != "all" and n < 1 for n in self.n_train_cases):
             raise ValueError(f"n_train_cases {self.n_train_cases}: positive integers or 'all'")
-        if not 0 < self.test_frac < 1 or self.repeats < 1 or self.crop_s <= 0:
-            raise ValueError("test_frac must be in (0, 1), repeats >= 1, crop_s > 0")
+        if not 0 < self.test_frac < 1 or self.repeats < 1 or self.crop_s <= 0 or self.workers < 1:
+            raise ValueError("test_frac must be in (0, 1), repeats >= 1, crop_s > 0, workers >= 1")
         if not self.weight_decay_grid or any(w < 0 for w in self.weight_decay_grid) or self.cv_folds < 2:
             raise ValueError(f"weight_decay_grid {self.weight_decay_grid} must list values >= 0 and cv_folds be >= 2")
 
@@ -419,9 +422,67 @@ def _run_condition(cfg: TransferConfig, store: Store, cond: _Condition, patients
     return runs, results
 
 
+@dataclass
+class _Context:
+    """What every condition's job reads: the store, both encoders and the run's settings."""
+
+    cfg: TransferConfig
+    store: Store
+    encoders: dict[str, torch.nn.Module]  # pretrained, twin (its random-init twin)
+    twin_how: str
+    info: dict[str, Any]  # the pretrained encoder's checkpoint info
+    patients: np.ndarray  # (N_store,) str
+    crop: int  # training crop, samples
+    device: torch.device
+    seed: int
+    store_dir: Path
+    encoder_path: Path
+    models_dir: Path | None  # None: save no model
+
+
+def _context(cfg: TransferConfig, store_dir: Path, encoder_path: Path, models_dir: Path | None, seed: int) -> _Context:
+    """Open the rare store and the encoders (here, or once in each worker process)."""
+    store, pretrained, info = open_store_and_model(store_dir, encoder_path, num_threads=cfg.num_threads)
+    twin, twin_how = random_twin(encoder_path, info)
+    return _Context(cfg, store, {"pretrained": pretrained, "twin": twin}, twin_how, info,
+                    store.records["patient_id"].astype(str).to_numpy(), min(int(round(cfg.crop_s * store.fs)), store.n_samples),
+                    resolve_device(cfg.optim.device), seed, Path(store_dir), Path(encoder_path),
+                    None if models_dir is None else Path(models_dir))
+
+
+@dataclass
+class _ConditionResult:
+    """One condition's job: its set sizes, run and result rows, test scores, probe searches and saved models."""
+
+    sets: dict[str, Any]
+    runs: list[dict]
+    results: list[dict]
+    scores: ScoreFile
+    saver: _Saver | None
+
+
+def _condition_job(ctx: _Context, job: tuple[int, str]) -> _ConditionResult:
+    """Split the ``job``'s condition (its index and name), train every size, repeat and strategy, save its models."""
+    k, name = job
+    cond = _split_condition(ctx.store, name, k, ctx.patients, ctx.cfg, ctx.seed, ctx.store_dir)
+    y_pool, y_test = cond.is_case[cond.pool], cond.is_case[cond.test]
+    sets = {"condition": name, "pool_cases": int(y_pool.sum()), "pool_controls": int((~y_pool).sum()),
+            "test_cases": int(y_test.sum()), "test_controls": int((~y_test).sum())}
+    scores = ScoreFile(meta={"tuning": {}})
+    saver = None if ctx.models_dir is None else _Saver(
+        ctx.models_dir, ctx.encoder_path, ctx.info, ctx.twin_how, ctx.store.meta,
+        ctx.store.records["record_id"].astype(str).to_numpy())
+    runs, results = _run_condition(ctx.cfg, ctx.store, cond, ctx.patients, ctx.encoders, ctx.info, scores, ctx.seed,
+                                   ctx.crop, ctx.device, saver)
+    return _ConditionResult(sets, runs, results, scores, saver)
+
+
 def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Path, *, seed: int,
               require_store: bool = True, models_dir: str | Path | None = None) -> TransferResult:
     """Train and test every strategy on every rare condition, size and repeat.
+
+    Each condition is one job, ``cfg.workers`` at a time in worker processes
+    (:func:`ecgstudy.engine.jobs.run_jobs`); outputs are assembled in condition order.
 
     Parameters
     ----------
@@ -445,46 +506,39 @@ def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Pa
             raise ValueError(reason)
         log.warning("transfer: %s", reason)
         return empty_result(reason)
-    store, pretrained, info = open_store_and_model(store_dir, encoder_path, num_threads=cfg.num_threads)
+    opened = partial(_context, cfg, Path(store_dir), Path(encoder_path), None if models_dir is None else Path(models_dir),
+                     seed)
+    ctx = opened()
+    store = ctx.store
     present = sorted(store.records[SET_COLUMN].dropna().astype(str).unique())
     conditions = list(cfg.conditions) or present
     unknown = [c for c in conditions if c not in present or f"y_{c}" not in store.records.columns]
     if unknown:
         raise ValueError(f"{store_dir}: condition(s) {unknown} lack a {SET_COLUMN} set or y_ column; sets: {present}")
-    overlap = pretraining_overlap(conditions, info, store.meta.get("label_info", {}))
+    overlap = pretraining_overlap(conditions, ctx.info, store.meta.get("label_info", {}))
     for cond, names in overlap.items():
         log.warning("transfer: the encoder %s was pretrained with label(s) %s covering %s: its 'foundation' "
                     "results are not a clean rare-disease transfer", encoder_path, names, cond)
-    patients = store.records["patient_id"].astype(str).to_numpy()
-    crop = min(int(round(cfg.crop_s * store.fs)), store.n_samples)
-    device = resolve_device(cfg.optim.device)
-    twin, twin_how = random_twin(encoder_path, info)
-    encoders = {"pretrained": pretrained, "twin": twin}
     scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}, "repeats": cfg.repeats,
-                             "repeat_design": _REPEAT_DESIGN, "baseline_init": twin_how, "tuning": {},
+                             "repeat_design": _REPEAT_DESIGN, "baseline_init": ctx.twin_how, "tuning": {},
                              "full_finetune_search": "none: a fixed step budget for foundation and scratch alike"})
-    saver = None
-    if models_dir is not None:
-        saver = _Saver(Path(models_dir), Path(encoder_path), info, twin_how, store.meta,
-                       store.records["record_id"].astype(str).to_numpy())
-    run_rows, set_rows, result_rows = [], [], []
-    for k, name in enumerate(conditions):
-        cond = _split_condition(store, name, k, patients, cfg, seed, store_dir)
-        y_pool, y_test = cond.is_case[cond.pool], cond.is_case[cond.test]
-        set_rows.append({"condition": name, "pool_cases": int(y_pool.sum()), "pool_controls": int((~y_pool).sum()),
-                         "test_cases": int(y_test.sum()), "test_controls": int((~y_test).sum())})
-        runs, results = _run_condition(cfg, store, cond, patients, encoders, info, scores, seed, crop, device, saver)
-        run_rows += runs
-        result_rows += results
-    results = pd.DataFrame(result_rows, columns=COLUMNS["results"])
-    metrics = {**_headline(results), "repeats": cfg.repeats, "repeat_design": _REPEAT_DESIGN, "baseline_init": twin_how}
+    done = run_jobs(_condition_job, list(enumerate(conditions)), state=ctx, reopen=opened, workers=cfg.workers,
+                    threads=worker_threads(cfg.num_threads), desc="transfer")
+    savers = [d.saver for d in done if d.saver is not None]
+    for d in done:
+        scores.merge(d.scores)
+        scores.meta["tuning"].update(d.scores.meta["tuning"])
+    results = pd.DataFrame([row for d in done for row in d.results], columns=COLUMNS["results"])
+    metrics = {**_headline(results), "repeats": cfg.repeats, "repeat_design": _REPEAT_DESIGN, "baseline_init": ctx.twin_how}
     if overlap:
         metrics["pretraining_labels_overlap"] = dict(scores.meta["overlap"])
-    decided = {} if saver is None or not saver.written else {
-        "decisions": pd.concat(saver.operating, ignore_index=True),
-        "calibration": pd.concat(saver.reliability, ignore_index=True), "checkpoints": dict(saver.written)}
-    return TransferResult(results=results, runs=pd.DataFrame(run_rows, columns=COLUMNS["runs"]),
-                          sets=pd.DataFrame(set_rows, columns=COLUMNS["sets"]), metrics=metrics, scores=scores, **decided)
+    decided = {} if not any(s.written for s in savers) else {
+        "decisions": pd.concat([o for s in savers for o in s.operating], ignore_index=True),
+        "calibration": pd.concat([r for s in savers for r in s.reliability], ignore_index=True),
+        "checkpoints": {name: path for s in savers for name, path in s.written.items()}}
+    return TransferResult(results=results, runs=pd.DataFrame([row for d in done for row in d.runs], columns=COLUMNS["runs"]),
+                          sets=pd.DataFrame([d.sets for d in done], columns=COLUMNS["sets"]), metrics=metrics, scores=scores,
+                          **decided)
 
 
 _REPEAT_DESIGN = ("repeat k: training set draw and seed from [seed, condition, k], shared by every strategy (arms pair by "

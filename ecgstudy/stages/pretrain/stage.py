@@ -16,6 +16,7 @@ import dataclasses
 import shutil
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ import pandas as pd
 import torch
 
 from ecgstudy.engine import distributed
+from ecgstudy.engine.jobs import run_jobs, worker_threads
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.plots import training as training_plots
 from ecgstudy.stages import artifacts
@@ -263,6 +265,48 @@ def _datasets(run: PretrainRun, cfg: PretrainConfig, options: Any, store: Store)
     return rows, targets, label_names, train_set, val_set
 
 
+@dataclass
+class _Inputs:
+    """What every run reads: the section, the pretraining store and where the outputs go (opened per process)."""
+
+    cfg: PretrainConfig
+    store_dir: Path
+    models_dir: Path
+    plots_dir: Path | None
+    resume_dir: Path | None  # None: no per-epoch states
+    seed: int
+    store: Store | None = None  # opened from store_dir when not given
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            from ecgstudy.data.store import Store
+
+            self.store = Store(self.store_dir)
+
+
+def _train_run(inputs: _Inputs, run: PretrainRun) -> RunResult:
+    """One run (a job of :func:`run_pretrain`): trained, saved, its resume state deleted once it has finished."""
+    state = inputs.resume_dir / f"{run.name}.state.pt" if inputs.resume_dir is not None else None
+    csv = inputs.plots_dir / f"{run.name}.csv" if inputs.plots_dir is not None else None
+    result = pretrain_run(run, inputs.cfg, inputs.store, inputs.models_dir, seed=inputs.seed, history_csv=csv,
+                          state_path=state)
+    if state is not None and distributed.info().is_main:
+        state.unlink(missing_ok=True)
+    return result
+
+
+def forward_flops(run: PretrainRun, store: Store) -> int:
+    """FLOPs of one forward pass of ``run``'s encoder on one stored record (12 x T): a cost estimate that
+    orders the runs (the objectives' own heads are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: leave the caller's generator as it was
+        encoder = build_encoder(run.arch, run.preset, n_leads=len(store.leads))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        encoder(torch.zeros(1, len(store.leads), int(store.n_samples)))
+    return int(counter.get_total_flops())
+
+
 def run_pretrain(
     cfg: PretrainConfig,
     store_dir: str | Path,
@@ -307,13 +351,14 @@ def run_pretrain(
     models_dir = Path(models_dir)
     if cfg.resume and resume_dir is None:
         resume_dir = resolve(RESUME_DIR)
-    runs: dict[str, RunResult] = {}
-    for run in cfg.runs:
-        state = Path(resume_dir) / f"{run.name}.state.pt" if cfg.resume else None
-        csv = Path(plots_dir) / f"{run.name}.csv" if plots_dir is not None else None
-        runs[run.name] = pretrain_run(run, cfg, store, models_dir, seed=seed, history_csv=csv, state_path=state)
-        if state is not None and distributed.info().is_main:
-            state.unlink(missing_ok=True)
+    opened = partial(_Inputs, cfg, Path(store_dir), models_dir, None if plots_dir is None else Path(plots_dir),
+                     Path(resume_dir) if cfg.resume else None, seed)
+    order = sorted(cfg.runs, key=lambda r: -forward_flops(r, store))  # longest first: the pool balances best
+    workers = 1 if distributed.launched() else cfg.workers
+    done = run_jobs(_train_run, order, state=opened(store), reopen=opened, workers=workers,
+                    threads=worker_threads(cfg.num_threads), desc="pretrain")
+    trained = {r.name: result for r, result in zip(order, done)}
+    runs: dict[str, RunResult] = {r.name: trained[r.name] for r in cfg.runs}
     kept = models_dir / "encoder.pt"
     if not distributed.info().is_main:  # other torchrun processes only helped train
         return PretrainResult(runs=runs, comparison=pd.DataFrame(), checkpoint=kept, metrics={})
