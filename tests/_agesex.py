@@ -52,7 +52,7 @@ def report(n: int = 1000, seed: int = 0) -> dict[str, float]:
     for name, columns in sets.items():
         r = demographics.readability(d[columns], d["age"], d["sex"], d["patient_id"], seed=seed)
         out.update({f"{name}_sex_auroc": r["sex_auroc"], f"{name}_sex_balanced_accuracy": r["sex_balanced_accuracy"],
-                    f"{name}_age_mae": r["age_mae"]})
+                    f"{name}_age_mae": r["age_mae"], f"{name}_age_r": r["age_r"]})
         out["mean_age_mae"] = r["age_mae_mean_predictor"]
     return out
 

@@ -179,3 +179,42 @@ def test_lead_amplitudes_follow_the_signal_lead_by_lead():
 def test_lead_amplitudes_are_nan_when_the_record_cannot_be_measured():
     assert all(np.isnan(v) for v in measure_leads(np.zeros((12, 5000)), 500).values())
     assert set(measure_leads(np.zeros((12, 5000)), 500)) == set(LEAD_MEASURES)
+
+
+# ----------------------------------------------------------------- axes and 10-s heart-rate variability
+from ecgstudy.data.measure import AXIS_RHYTHM_MEASURES, frontal_axis_from_areas, rmssd_ms  # noqa: E402
+
+
+def test_frontal_axis_from_areas_is_hexaxial():
+    assert frontal_axis_from_areas(1.0, 0.0) == pytest.approx(0.0)
+    assert frontal_axis_from_areas(0.0, 1.0) == pytest.approx(90.0)
+    assert frontal_axis_from_areas(1.0, -1.0) == pytest.approx(-45.0)
+    assert frontal_axis_from_areas(-1.0, 0.0) == pytest.approx(180.0)
+
+
+def test_rmssd_leaves_out_ectopic_intervals():
+    rr = np.array([0.80, 0.82, 0.80, 0.82, 0.80])
+    assert rmssd_ms(rr) == pytest.approx(20.0)
+    # a premature beat and its compensatory pause: those intervals and their differences are left out
+    assert rmssd_ms(np.array([0.80, 0.82, 0.80, 0.48, 1.12, 0.80, 0.82])) == pytest.approx(20.0)
+    assert np.isnan(rmssd_ms(np.array([0.8, 0.8])))
+
+
+def test_measured_axes_follow_the_intended_qrs_axis_and_the_t_wave():
+    from ecgstudy.simulate import sample_patient, simulate_record
+
+    for seed, age in ((3, 25.0), (4, 80.0)):
+        p = sample_patient(np.random.default_rng(seed), seed, age=age)
+        rec = simulate_record(np.random.default_rng(seed), {}, p)
+        m = measure_leads(rec.signal, rec.fs)
+        assert set(AXIS_RHYTHM_MEASURES) <= set(m)
+        assert m["qrs_axis_deg"] == pytest.approx(rec.truth["axis_deg"], abs=6.0)
+        assert -30.0 < m["t_axis_deg"] < 110.0  # a normal T, concordant with a normal QRS
+        d = (m["t_axis_deg"] - m["qrs_axis_deg"] + 180.0) % 360.0 - 180.0
+        assert m["qrs_t_angle_deg"] == pytest.approx(abs(d))
+        assert 2.0 < m["rmssd_ms"] < 150.0
+    flipped = rec.signal.copy()
+    flipped[[0, 5]] *= -1.0  # I and aVF inverted: every frontal axis turns by 180 deg, the angle stays
+    f = measure_leads(flipped, rec.fs)
+    assert abs((f["qrs_axis_deg"] - m["qrs_axis_deg"]) % 360.0 - 180.0) < 1.0
+    assert f["qrs_t_angle_deg"] == pytest.approx(m["qrs_t_angle_deg"], abs=1.0)

@@ -1,5 +1,7 @@
 """Physiology calibrated on published sources: non-dipolar content, age and sex, LVEF (see SOURCES.md)."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -276,3 +278,37 @@ def test_age_and_sex_are_readable_from_measured_per_lead_features():
     print({k: round(v, 3) for k, v in r.items()})
     assert r["per_lead_sex_auroc"] > max(0.67, r["global_sex_auroc"] + 0.05)
     assert r["per_lead_age_mae"] < r["mean_age_mae"] - 1.0
+
+
+def test_measured_qrs_t_angle_widens_with_age_while_the_t_axis_stays(measured):
+    d = measured
+    med = d.groupby("age")[["qrs_axis_deg", "t_axis_deg", "qrs_t_angle_deg"]].median()
+    # the QRS axis turns left 0.45 deg/y (about 18 deg from 30 to 70 y); the frontal T axis does not change with
+    # age (Chime et al. 2020; Ziegler & Bloomfield 1970), so the frontal QRS-T angle widens (Giovanardi et al.
+    # 2022) by about the QRS shift; 48 records per age, measured from I/aVF net areas: wide tolerances
+    assert med.qrs_axis_deg[70.0] < med.qrs_axis_deg[30.0] - 10.0, med.to_dict()
+    assert abs(med.t_axis_deg[70.0] - med.t_axis_deg[30.0]) < 12.0, med.to_dict()
+    assert med.qrs_t_angle_deg[70.0] > med.qrs_t_angle_deg[30.0] + 12.0, med.to_dict()
+
+
+def test_t_wave_keeps_its_young_frontal_axis_on_the_ground_truth():
+    from ecgstudy.simulate.leads import frontal_axis_deg
+
+    old = sample_patient(np.random.default_rng(19), 19, age=80.0, sex=0)  # LVEF 62 %: no LV effect on the QRS
+    m = old.morphology
+    assert m.t_turn_deg == pytest.approx(0.45 * 60.0)
+    # the same heart without the age shift of the QRS axis (and nothing to undo)
+    young = dataclasses.replace(old, morphology=dataclasses.replace(m, axis_deg=m.axis_deg + m.t_turn_deg,
+                                                                    t_turn_deg=0.0))
+    a, b = (build_physiology(np.random.default_rng(1), {}, p) for p in (old, young))
+    assert frontal_axis_deg(a.qrs.area(PART_QRS)[:3]) < frontal_axis_deg(b.qrs.area(PART_QRS)[:3]) - 20.0
+    assert frontal_axis_deg(a.t.area(PART_T)[:3]) == pytest.approx(frontal_axis_deg(b.t.area(PART_T)[:3]), abs=0.5)
+
+
+def test_measured_10s_heart_rate_variability_falls_with_age(measured):
+    d = measured
+    rmssd = d.groupby("age")["rmssd_ms"].median()
+    # 10-s RMSSD falls from youth to 60 y and stays level after (Lifelines: medians 15-16 ms at 75+ y, Tegegne
+    # et al. 2019); simulated: respiratory sinus arrhythmia 4.0 % of RR at 30 y, 2.05 % from 60 y
+    assert rmssd[70.0] < 0.75 * rmssd[30.0], rmssd.to_dict()
+    assert 10.0 < rmssd[70.0] < 28.0, rmssd.to_dict()

@@ -126,6 +126,16 @@ def _velocity(x: np.ndarray, fs: float) -> np.ndarray:
 def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, float] | None:
     """The median beat of a 12-lead record, aligned on the peak of the QRS spatial velocity.
 
+    (beat (12, m) at ``fs_beat`` = 1000 Hz, fs_beat, mean RR in s) as :func:`_beats` finds them, or None.
+    """
+    made = _beats(signal, fs)
+    return None if made is None else made[:2] + (float(np.mean(made[2])),)
+
+
+def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """The median beat of a 12-lead record, aligned on the peak of the QRS spatial velocity, and the RR
+    intervals between the detected beats.
+
     Baseline wander is removed by a 0.5 Hz zero-phase high-pass; beats are found as peaks of the
     smoothed spatial velocity of the independent leads (at least 250 ms apart); beats whose QRS does not
     resemble the median (correlation < 0.9, e.g. ectopic beats) are left out of a second median.
@@ -136,9 +146,9 @@ def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, float
 
     Returns
     -------
-    (beat, fs_beat, mean_rr_s) with ``beat`` of shape (12, m) at ``fs_beat`` = 1000 Hz covering 0.3 s
-    before to 0.7 s after the QRS velocity peak (sample ``round(0.3 * fs_beat)``), or None when fewer than
-    :data:`MIN_BEATS` beats are found.
+    (beat, fs_beat, rr_s) with ``beat`` of shape (12, m) at ``fs_beat`` = 1000 Hz covering 0.3 s
+    before to 0.7 s after the QRS velocity peak (sample ``round(0.3 * fs_beat)``) and ``rr_s`` (B - 1,) the
+    intervals between the B detected beats in s, or None when fewer than :data:`MIN_BEATS` beats are found.
     """
     from scipy import signal as sps
 
@@ -155,7 +165,7 @@ def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, float
     peaks, _ = sps.find_peaks(v, height=0.3 * np.percentile(v, 99.5), distance=max(int(0.25 * fs), 1))
     if peaks.size < MIN_BEATS:
         return None
-    mean_rr = float(np.mean(np.diff(peaks))) / fs
+    rr = np.diff(peaks) / fs
     pre, post = int(round(_PRE_S * fs)), int(round(_POST_S * fs))
     peaks = peaks[(peaks >= pre) & (peaks + post <= x.shape[1])]
     if peaks.size < 2:
@@ -170,7 +180,7 @@ def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, float
     up = int(round(_BEAT_FS))
     g = int(np.gcd(up, int(round(fs))))
     beat = sps.resample_poly(med, up // g, int(round(fs)) // g, axis=-1, padtype="line")
-    return beat, _BEAT_FS, mean_rr
+    return beat, _BEAT_FS, rr
 
 
 def measure_global(signal: np.ndarray, fs: float) -> dict[str, float]:
@@ -199,6 +209,13 @@ def measure_leads(signal: np.ndarray, fs: float) -> dict[str, float]:
     it; lead names as in :data:`LEADS`. ``hr_bpm`` from the mean interval between detected beats. Used to ask
     how far age and sex can be read from standard measurements (:mod:`ecgstudy.data.demographics`).
 
+    Also :data:`AXIS_RHYTHM_MEASURES`, as ECG programs report them: the frontal QRS and T axes (deg) from the
+    net areas of leads I and aVF over the QRS (global onset to offset) and over the T wave (40 ms after the
+    QRS offset to the measured T end), as the MEANS program computes them (Rijnbeek et al. 2014); the frontal
+    QRS-T angle (absolute difference of the two, 0-180 deg); and the RMSSD of the strip (ms: root mean square
+    of successive RR differences between detected beats, intervals more than 20 % from the median RR left
+    out as ectopic), the 10-s heart-rate variability of van den Berg et al. 2018 and Tegegne et al. 2019.
+
     Parameters
     ----------
     signal : array of shape (12, n_samples) at ``fs`` Hz in mV, leads in :data:`LEADS` order.
@@ -211,8 +228,10 @@ def measure_leads(signal: np.ndarray, fs: float) -> dict[str, float]:
     return _measure(signal, fs, per_lead=True)
 
 
+#: Axes and 10-s heart-rate variability of :func:`measure_leads` (besides the amplitudes).
+AXIS_RHYTHM_MEASURES: tuple[str, ...] = ("qrs_axis_deg", "t_axis_deg", "qrs_t_angle_deg", "rmssd_ms")
 #: What :func:`measure_leads` returns.
-LEAD_MEASURES: tuple[str, ...] = GLOBAL_MEASURES + ("hr_bpm",) + tuple(
+LEAD_MEASURES: tuple[str, ...] = GLOBAL_MEASURES + ("hr_bpm",) + AXIS_RHYTHM_MEASURES + tuple(
     f"{kind}_{lead}" for kind in ("R", "S", "ST", "T") for lead in LEADS
 )
 
@@ -222,12 +241,14 @@ def _measure(signal: np.ndarray, fs: float, per_lead: bool) -> dict[str, float]:
     out = {k: float("nan") for k in (LEAD_MEASURES if per_lead else GLOBAL_MEASURES)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        made = median_beat(signal, fs)
+        made = _beats(signal, fs)
     if made is None:
         return out
-    beat, bfs, mean_rr = made
+    beat, bfs, rr = made
+    mean_rr = float(np.mean(rr))
     if per_lead:
         out["hr_bpm"] = 60.0 / mean_rr
+        out["rmssd_ms"] = rmssd_ms(rr)
     centre = int(round(_PRE_S * bfs))
     live = [i for i in _INDEPENDENT if np.ptp(beat[i]) > 0.02]
     v = _velocity(_butter(beat[live], bfs, 40.0, "lowpass"), bfs)
@@ -254,7 +275,39 @@ def _measure(signal: np.ndarray, fs: float, per_lead: bool) -> dict[str, float]:
     out["qt_ms"] = _t_end_ms(beat - base, bfs, onset, offset, mean_rr)
     if per_lead:
         _lead_amplitudes(out, beat - base, bfs, onset, offset)
+        _axes(out, beat - base, bfs, onset, offset, out["qt_ms"])
     return out
+
+
+def frontal_axis_from_areas(lead_i: float, lead_avf: float) -> float:
+    """Frontal axis (deg, -180..180] of a wave from its net areas in leads I and aVF (the hexaxial way)."""
+    return float(np.degrees(np.arctan2(lead_avf, lead_i)))
+
+
+def rmssd_ms(rr_s: np.ndarray) -> float:
+    """Root mean square of successive RR differences (ms) of ``rr_s`` (n,) s, after leaving out intervals more
+    than 20 % from the median (ectopic beats and their pauses); NaN with fewer than two successive pairs."""
+    rr = np.asarray(rr_s, np.float64)
+    normal = np.abs(rr - np.median(rr)) <= 0.2 * np.median(rr) if rr.size else np.zeros(0, bool)
+    pairs = normal[1:] & normal[:-1]
+    if pairs.sum() < 2:
+        return float("nan")
+    return float(1000.0 * np.sqrt(np.mean(np.diff(rr)[pairs] ** 2)))
+
+
+def _axes(out: dict[str, float], beat: np.ndarray, fs: float, onset: int, offset: int, qt_ms: float) -> None:
+    """Fill ``out`` with the frontal QRS and T axes and the QRS-T angle of the baseline-corrected ``beat``."""
+    i, avf = LEADS.index("I"), LEADS.index("aVF")
+    t_start = offset + int(round(0.04 * fs))
+    t_end = onset + int(round(qt_ms * fs / 1000.0)) if np.isfinite(qt_ms) else offset + int(round(0.36 * fs))
+    t_end = min(t_end, beat.shape[1])
+    qrs = beat[:, onset : offset + 1].sum(axis=1)
+    out["qrs_axis_deg"] = frontal_axis_from_areas(qrs[i], qrs[avf])
+    if t_end - t_start < int(round(0.05 * fs)):
+        return
+    t = beat[:, t_start:t_end].sum(axis=1)
+    out["t_axis_deg"] = frontal_axis_from_areas(t[i], t[avf])
+    out["qrs_t_angle_deg"] = float(abs((out["t_axis_deg"] - out["qrs_axis_deg"] + 180.0) % 360.0 - 180.0))
 
 
 def _lead_amplitudes(out: dict[str, float], beat: np.ndarray, fs: float, onset: int, offset: int) -> None:

@@ -77,6 +77,15 @@ WOMEN_T = 0.8 / float(np.sqrt(WOMEN_PRECORDIAL))
 # (group mid-points), normalised to 1 at 45 y.
 _T_AGE_X = np.array([28.5, 49.5, 69.5])
 _T_AGE_Y = np.array([1.0, 0.90, 0.90 * 0.85])
+# Frontal QRS axis turns left with age (Rijnbeek et al. 2014; Mason et al. 2007; Giovanardi et al. 2022), deg/y.
+QRS_AXIS_PER_YEAR = -0.45
+# The frontal T axis does not follow that shift (no correlation with age, Chime et al. 2020; it lags behind a
+# leftward QRS axis, Ziegler & Bloomfield 1970), so the frontal QRS-T angle widens in older people (Giovanardi
+# et al. 2022; Br J Cardiol 2019): each patient's T wave is oriented as the heart would be without the age part
+# of the axis shift (``Morphology.t_turn_deg``, by ``record.build_physiology``).
+# Respiratory sinus arrhythmia falls with age (Umetani et al. 1998) until 60 y and stays level after it (10-s
+# RMSSD percentiles, Tegegne et al. 2019: the Lifelines cohort).
+RSA_AGE_PLATEAU = 60.0
 # Women's QRS by age in the body frame (Nemati et al. 1978, orthogonal leads, 450 normal women 18-90 y):
 # in the oldest, Ry 71 % and Rz 80 % of the youngest's, the fall levelling off in the sixth decade; the
 # leftward (X) forces do not fall (left precordial amplitudes rise in older women, Rijnbeek et al. 2014).
@@ -122,6 +131,12 @@ def j_point_median_mv(age: float, female: bool) -> float:
     return float(np.exp((1.0 - w) * np.log(_J_MEN_YOUNG) + w * np.log(_J_MEN_OLD)))
 
 
+def rsa_median(age: float) -> float:
+    """Median respiratory modulation of RR (fraction) at ``age``: 5 % at 20 y, falling exp(-(age - 20)/45)
+    (Task Force 1996; Umetani et al. 1998) until :data:`RSA_AGE_PLATEAU`, level after (Tegegne et al. 2019)."""
+    return 0.05 * float(np.exp(-(min(age, RSA_AGE_PLATEAU) - 20.0) / 45.0))
+
+
 def trait_rng(shape_seed: int, tag: int) -> np.random.Generator:
     """The generator of one latent patient trait (same patient, same draws; independent of the plan's stream)."""
     return np.random.default_rng([int(shape_seed), int(tag)])
@@ -153,6 +168,7 @@ class Morphology:
     rsa: float  # respiratory sinus arrhythmia, fractional RR modulation
     shape_seed: int  # seeds the patient's own small deviations of every wave lobe
     j_mv: float = 0.0  # normal J-point/ST elevation in V2-V3 (largest in young men), mV
+    t_turn_deg: float = 0.0  # age part of the QRS axis shift undone for the T wave (its axis keeps its young direction)
 
 
 @dataclass(frozen=True)
@@ -200,7 +216,7 @@ def sample_patient(
     )
     morph = Morphology(
         hr_bpm=truncated_normal(rng, 71.0 + 3.0 * female - 0.05 * (age - 50.0), 9.0, 50.0, 105.0),
-        axis_deg=truncated_normal(rng, 54.0 + 4.0 * female - 0.45 * (age - 20.0), 22.0, -25.0, 95.0),
+        axis_deg=truncated_normal(rng, 54.0 + 4.0 * female + QRS_AXIS_PER_YEAR * (age - 20.0), 22.0, -25.0, 95.0),
         horizontal_deg=float(rng.normal(0.0, 12.0)),
         qrs_amp=float(np.clip(qrs_amp, 0.45, 2.2)),
         t_amp=float(np.exp(rng.normal(0.0, 0.2)) * (WOMEN_T if female else 1.0) * t_age_factor(age)),
@@ -211,12 +227,12 @@ def sample_patient(
         qtc_ms=truncated_normal(
             rng, 408.0 + 11.0 * female + 0.3 * (age - 50.0), 15.0, 370.0, 457.0 if female else 447.0
         ),
-        rsa=float(np.clip(rng.lognormal(np.log(0.05 * np.exp(-(age - 20.0) / 45.0)), 0.35), 0.004, 0.12)),
+        rsa=float(np.clip(rng.lognormal(np.log(rsa_median(age)), 0.35), 0.004, 0.12)),
         shape_seed=int(rng.integers(2**31)),
     )
     j_rng = trait_rng(morph.shape_seed, TRAIT_J_POINT)
     j_mv = j_point_median_mv(age, female) * float(np.exp(j_rng.normal(0.0, J_POINT_SD)))
-    morph = dataclasses.replace(morph, j_mv=j_mv)
+    morph = dataclasses.replace(morph, j_mv=j_mv, t_turn_deg=-QRS_AXIS_PER_YEAR * (age - 20.0))
     return Patient(patient_id, float(age), int(sex), float(height), float(weight), int(site), morph)
 
 

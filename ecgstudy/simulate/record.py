@@ -86,18 +86,19 @@ class SimulatedRecord:
     lead_off: str | None
 
 
-def orientation_matrix(phys: Physiology) -> np.ndarray:
+def orientation_matrix(phys: Physiology, axis_deg: float | None = None) -> np.ndarray:
     """Rotation taking the heart's frame to the body frame for this patient.
 
     A horizontal-plane rotation (moves the precordial transition), then a frontal rotation chosen so that
-    the patient's normal QRS has the patient's frontal axis.
+    the patient's normal QRS has the frontal axis ``axis_deg`` (default the patient's, ``phys.axis_deg``).
     """
+    target = phys.axis_deg if axis_deg is None else float(axis_deg)
     r_h = rotation("y", phys.horizontal_deg)
     area = r_h @ phys.qrs.area(PART_QRS)[:3]
     total = 0.0
     for _ in range(6):
         axis = frontal_axis_deg(rotation("z", total) @ area)
-        delta = (phys.axis_deg - axis + 180.0) % 360.0 - 180.0
+        delta = (target - axis + 180.0) % 360.0 - 180.0
         if abs(delta) < 0.2:
             break
         total += delta
@@ -125,6 +126,9 @@ def build_physiology(
     phys.notes["female"] = patient.sex == 1
     lv.apply(phys, lv.lvef_of(patient, conditions), rng)
     orient = orientation_matrix(phys)
+    # the T wave keeps the orientation of the patient's heart without the QRS axis's leftward shift with age
+    # (physiology.QRS_AXIS_PER_YEAR): the frontal T axis does not change with age, the QRS-T angle widens
+    young = orientation_matrix(phys, phys.axis_deg + patient.morphology.t_turn_deg)
 
     def run(stage: str) -> None:
         for code in APPLY_ORDER:
@@ -136,6 +140,7 @@ def build_physiology(
     for waves in (phys.p, phys.qrs, phys.t, phys.pvc, phys.pac_p):
         if waves is not None:
             waves.transform_dipole(orient)
+    phys.t.transform_dipole(young @ orient.T, (PART_T,))
     p_turn = rotation("z", -0.5 * (phys.axis_deg - 55.0))  # the atria turn half as much as the ventricles
     phys.p.transform_dipole(p_turn)
     if phys.pac_p is not None:
