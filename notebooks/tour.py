@@ -21,7 +21,7 @@
 # (2 CPU cores, default `params.yaml`). This notebook is not a pipeline stage; nothing depends on it.
 #
 # **Before you start**, the study must have run once: `make study` in a terminal at the repository root
-# (in JupyterLab: File > New > Terminal), about 34 minutes on 2 idle cores, up to 46 on a shared host.
+# (in JupyterLab: File > New > Terminal), about 36 minutes on 2 cores (35.5 measured with two training workers).
 # Until then each section says which command produces what it is missing.
 #
 # **Everything is one click away**: the first cell below lists every stage with a link to its notebook
@@ -80,7 +80,7 @@ CODE = "CLBBB"
 tour.ecg(store, CODE) if store is not None else None
 
 # %% [markdown]
-# **Try this** (about 34 min: the whole study reruns): a perfect annotator. Which AUROCs rise when the
+# **Try this** (about 36 min: the whole study reruns): a perfect annotator. Which AUROCs rise when the
 # labels are clean, and does pretraining still help as much?
 # `.venv/bin/dvc exp run -S simulate.annotator.miss_rate=0.0`
 
