@@ -211,9 +211,12 @@ def test_groups_in_worker_processes_give_the_numbers_of_one_process(setup, tmp_p
     parallel = setup["result"]
     for name in ("results", "curves", "tuning", "decisions", "calibration"):
         pd.testing.assert_frame_equal(without_timings(getattr(serial, name)), without_timings(getattr(parallel, name)))
-    assert serial.scores.meta == parallel.scores.meta and serial.scores.scores.keys() == parallel.scores.scores.keys()
+    assert serial.scores.meta == parallel.scores.meta and list(serial.scores.scores) == list(parallel.scores.scores)
     for key, scores in serial.scores.scores.items():
         assert np.array_equal(scores, parallel.scores.scores[key])
+    cfg = setup["cfg"]  # rows in the order of the old loop: fraction, then strategy, then repeat, then split
+    expected = [(f, s, k) for f in cfg.fractions for s in cfg.strategies for k in range(cfg.repeats) for _ in cfg.eval_splits]
+    assert list(parallel.results[["fraction", "strategy", "repeat"]].itertuples(index=False, name=None)) == expected
 
 
 def test_mismatched_preprocessing_and_bad_config_fail(setup, tmp_path):

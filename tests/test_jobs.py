@@ -1,6 +1,7 @@
 """Independent jobs in worker processes (ecgstudy.engine.jobs): order, threads, state, errors."""
 
 import os
+import time
 from functools import partial
 
 import pytest
@@ -18,6 +19,8 @@ def _job(state: dict, item: int) -> tuple:
     """What a worker saw: the item's result, its process, its threads and progress mode, who opened its state."""
     if item < 0:
         raise ValueError(f"negative item {item}")
+    if item >= 1000:  # a long job
+        time.sleep(60)
     return item * item + state["offset"], os.getpid(), torch.get_num_threads(), os.environ.get(MODE_ENV), state["pid"]
 
 
@@ -41,6 +44,33 @@ def test_a_failing_job_names_its_item_and_keeps_the_cause():
     with pytest.raises(RuntimeError, match=r"squares: the job -2 failed") as info:
         run_jobs(_job, [1, -2, 3], state=None, reopen=partial(_opened, 0), workers=2, threads=1, desc="squares")
     assert "negative item -2" in str(info.value.__cause__)
+
+
+def _broken(offset: int) -> dict:
+    raise OSError("store not found")
+
+
+def test_a_failure_stops_the_running_jobs_instead_of_waiting_for_them():
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match="the job -1 failed"):
+        run_jobs(_job, [1000, -1, 1000], state=None, reopen=partial(_opened, 0), workers=2, threads=1)
+    assert time.perf_counter() - start < 45  # the 60 s job was ended, not awaited
+
+
+def test_a_worker_whose_inputs_cannot_be_opened_is_reported_as_a_dead_worker():
+    with pytest.raises(RuntimeError, match="a worker process died"):
+        run_jobs(_job, [1, 2], state=None, reopen=partial(_broken, 0), workers=2, threads=1)
+
+
+def test_a_single_job_runs_here_at_the_workers_thread_count():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        (out,) = run_jobs(_job, [3], state=_opened(0), reopen=partial(_opened, 0), workers=2, threads=1)
+        assert out[1] == os.getpid() and out[2] == 1  # here, at one thread: as it would run in a worker
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_worker_threads():

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from _store_builder import build_store
 
 from ecgstudy import config
@@ -13,6 +14,7 @@ from ecgstudy.stages.pretrain import PretrainConfig, PretrainRun, run_pretrain
 from ecgstudy.engine.train import TrainConfig
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.stages.evaluate import Bootstrap, transfer_statistics
+from ecgstudy.models.checkpoint import load_classifier
 from ecgstudy.stages.outputs import without_timings
 from ecgstudy.stages.transfer import TransferConfig, _sizes, draw_training_set, split_patients, train_all
 
@@ -101,14 +103,20 @@ def test_same_seed_same_numbers(setup):
     pd.testing.assert_frame_equal(a.results, b.results)
 
 
-def test_conditions_in_worker_processes_give_the_numbers_of_one_process(setup):
-    """The setup trained its 2 conditions in 2 one-thread workers; this one-thread process gives the same tables,
-    scores and probe searches, in the same order."""
-    assert setup["cfg"].workers == 2
-    serial = train_all(dataclasses.replace(setup["cfg"], workers=1), setup["rare"], setup["encoder"], seed=0)
-    parallel = setup["result"]
-    for name in ("results", "runs", "sets"):
+def test_conditions_in_worker_processes_give_the_numbers_of_one_process(setup, tmp_path):
+    """2 conditions in 2 one-thread workers, saving their models, against this one-thread process: the same
+    tables, scores, probe searches, saved models and their thresholds, in the same order."""
+    cfg = dataclasses.replace(setup["cfg"], n_train_cases=["all"], repeats=1)
+    assert cfg.workers == 2
+    serial = train_all(dataclasses.replace(cfg, workers=1), setup["rare"], setup["encoder"], seed=0,
+                       models_dir=tmp_path / "serial")
+    parallel = train_all(cfg, setup["rare"], setup["encoder"], seed=0, models_dir=tmp_path / "parallel")
+    for name in ("results", "runs", "sets", "decisions", "calibration"):
         pd.testing.assert_frame_equal(without_timings(getattr(serial, name)), without_timings(getattr(parallel, name)))
+    assert list(serial.checkpoints) == list(parallel.checkpoints) and len(serial.checkpoints) == 2 * len(cfg.strategies)
+    for name, path in serial.checkpoints.items():
+        a, b = load_classifier(path)[0].state_dict(), load_classifier(parallel.checkpoints[name])[0].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert serial.scores.meta == parallel.scores.meta and list(serial.scores.scores) == list(parallel.scores.scores)
     for key, p in serial.scores.scores.items():
         np.testing.assert_array_equal(p, parallel.scores.scores[key])

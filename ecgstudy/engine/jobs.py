@@ -16,7 +16,7 @@ one thread each gives the same numbers as ``workers`` = 1 in a one-thread proces
 (tests/test_jobs.py). With ``workers`` <= 1 the jobs run here, one after another, on ``state``.
 
 Workers print no progress bars of their own (their text would interleave); the calling process shows
-one bar over finished jobs. Under torchrun (data-parallel training) callers run inline.
+one bar over finished jobs. Under torchrun (data-parallel training) the jobs run inline.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 S = TypeVar("S")
@@ -71,32 +72,63 @@ def run_jobs(job: Callable[[S, T], R], items: Sequence[T], *, state: S | None, r
         A picklable callable (e.g. a ``functools.partial`` of a module-level function) that opens the same
         inputs in a worker.
     workers, threads
-        Worker processes and torch CPU threads in each. ``workers`` <= 1 runs inline with this process's threads.
+        Worker processes and torch CPU threads in each. ``workers`` <= 1 (or a torchrun process) runs the jobs
+        here with this process's threads; ``workers`` > 1 with a single item runs it here too, at ``threads``
+        threads, so that a job's numbers do not depend on how many others there are.
     desc
         Label of the progress bar and of errors.
 
-    Raises the first job's exception (its remote traceback attached as the cause) naming the item; the jobs
-    not yet started are cancelled.
+    Raises the first failing job's exception (its remote traceback attached as the cause) naming the item, at
+    once: the workers are stopped, the jobs still running or queued are dropped. A worker that dies (its
+    ``reopen`` failed, or it was killed) is reported as such. An interrupt (Ctrl-C) stops the workers too.
     """
+    from ecgstudy.engine import distributed
     from ecgstudy.progress import tqdm
 
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
+    if workers <= 1 or distributed.launched():
         opened = reopen() if state is None else state
         return [job(opened, item) for item in items]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=context, initializer=_start,
-                             initargs=(reopen, threads)) as pool:
+    if len(items) <= 1:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(max(int(threads), 1))
+        try:
+            opened = reopen() if state is None else state
+            return [job(opened, item) for item in items]
+        finally:
+            torch.set_num_threads(before)
+    n = min(workers, len(items))
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
+                               initargs=(reopen, threads))
+    try:
         futures = [pool.submit(_call, job, item) for item in items]
-        with tqdm(total=len(items), desc=f"{desc} ({min(workers, len(items))} workers x {threads} thread(s))") as bar:
+        with tqdm(total=len(items), desc=f"{desc} ({n} workers x {threads} thread(s))") as bar:
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                bar.update(len(done))
                 for future in done:
-                    if future.exception() is not None:
-                        for other in pending:
-                            other.cancel()
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):
+                        raise RuntimeError(f"{desc}: a worker process died (its inputs could not be opened, or it "
+                                           "was killed); see its error above") from error
+                    if error is not None:
                         item = items[futures.index(future)]
-                        raise RuntimeError(f"{desc}: the job {item!r} failed in a worker process") from future.exception()
+                        raise RuntimeError(f"{desc}: the job {item!r} failed in a worker process") from error
+                    bar.update(1)
         return [future.result() for future in futures]
+    except BaseException:
+        _stop(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Drop the queued jobs and end the worker processes now, not after their running jobs finish."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # CPython's; shutdown clears it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()

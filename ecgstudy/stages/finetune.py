@@ -116,7 +116,7 @@ class FinetuneConfig:
     pos_weight: bool = True  # BCE positive weights n_neg / n_pos from the training subset (ECG-FM)
     monitor: Literal["val_loss", "val_auroc"] = "val_auroc"  # best-epoch selection on the validation split (the reported metric; BCE is skewed by pos_weight)
     num_threads: int = 0  # torch CPU threads (0 = torch default); with workers > 1, the threads of each worker (0 = 1)
-    workers: int = 2  # (strategy, fraction) groups of full fine-tunes trained side by side in this many spawned processes (1 = one after another in this process); at the same threads per job the numbers do not depend on it
+    workers: int = 2  # (strategy, fraction) groups of full fine-tunes trained side by side in this many spawned one-thread processes on a CPU (1, or a GPU: one after another in this process); at the same threads per job the numbers do not depend on it
     threshold_rule: str = "youden"  # per-label decision thresholds chosen on val, stored in each classifier: youden | f1 | sensitivity:X
 
     def validate(self) -> None:
@@ -422,7 +422,8 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
         scores.add_group(split, inp.datasets[split].y, inp.patients[inp.rows[split]], inp.labels)
     jobs = [(f, s) for f in cfg.fractions for s in cfg.strategies]
     full = sorted((j for j in jobs if j[1] not in _FROZEN), key=lambda j: -j[0])  # largest first
-    groups = dict(zip(full, run_jobs(_train_group, full, state=ctx, workers=cfg.workers,
+    workers = cfg.workers if ctx.device.type == "cpu" else 1  # one GPU: one job at a time
+    groups = dict(zip(full, run_jobs(_train_group, full, state=ctx, workers=workers,
                                      threads=worker_threads(cfg.num_threads), desc="finetune",
                                      reopen=partial(_context, cfg, store_dir, encoder_path, models_dir, seed, leak))))
     groups.update({j: _train_group(ctx, j) for j in jobs if j[1] in _FROZEN})

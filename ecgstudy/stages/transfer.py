@@ -110,7 +110,7 @@ class TransferConfig:
     cv_folds: int = 3  # patient folds of that cross-validation, and of the out-of-fold probabilities that set the saved models' thresholds
     dropout: float = 0.1  # dropout before the head when fine-tuning
     num_threads: int = 0  # torch CPU threads (0 = torch default); with workers > 1, the threads of each worker (0 = 1)
-    workers: int = 2  # conditions trained side by side in this many spawned processes (1 = one after another in this process); at the same threads per job the numbers do not depend on it
+    workers: int = 2  # conditions trained side by side in this many spawned one-thread processes on a CPU (1, or a GPU: one after another in this process); at the same threads per job the numbers do not depend on it
     checkpoints: Literal["largest", "all", "none"] = "largest"  # repeat 0's models saved under models/transfer (with model cards, for ecgstudy predict): largest = the largest training size per condition and strategy, all = every size, none; each saved model also trains cv_folds fold models for its threshold
     threshold_rule: str = "youden"  # decision threshold of each saved model, chosen on out-of-fold probabilities of its training records (cv_folds patient folds; no validation split): youden | f1 | sensitivity:X
 
@@ -522,7 +522,8 @@ def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Pa
     scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}, "repeats": cfg.repeats,
                              "repeat_design": _REPEAT_DESIGN, "baseline_init": ctx.twin_how, "tuning": {},
                              "full_finetune_search": "none: a fixed step budget for foundation and scratch alike"})
-    done = run_jobs(_condition_job, list(enumerate(conditions)), state=ctx, reopen=opened, workers=cfg.workers,
+    workers = cfg.workers if ctx.device.type == "cpu" else 1  # one GPU: one job at a time
+    done = run_jobs(_condition_job, list(enumerate(conditions)), state=ctx, reopen=opened, workers=workers,
                     threads=worker_threads(cfg.num_threads), desc="transfer")
     savers = [d.saver for d in done if d.saver is not None]
     for d in done:

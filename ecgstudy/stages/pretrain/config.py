@@ -107,7 +107,7 @@ class PretrainConfig:
     recalibrate_bn: bool = True  # re-estimate batch-norm statistics on un-augmented train records at the end
     resume: bool = True  # keep a per-epoch training state under models/resume/pretrain and resume from it
     num_threads: int = 0  # torch CPU threads (0 = torch default); with workers > 1, the threads of each worker (0 = 1)
-    workers: int = 2  # runs trained side by side in this many spawned processes, longest first (1 = one after another in this process; torchrun: always 1); at the same threads per run the numbers do not depend on it
+    workers: int = 2  # runs trained side by side in this many spawned one-thread processes on a CPU, largest encoder first (1, a GPU or torchrun: one after another in this process); at the same threads per run the numbers do not depend on it
 
     def validate(self) -> None:
         if self.workers < 1:

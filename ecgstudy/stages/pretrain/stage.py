@@ -353,8 +353,9 @@ def run_pretrain(
         resume_dir = resolve(RESUME_DIR)
     opened = partial(_Inputs, cfg, Path(store_dir), models_dir, None if plots_dir is None else Path(plots_dir),
                      Path(resume_dir) if cfg.resume else None, seed)
-    order = sorted(cfg.runs, key=lambda r: -forward_flops(r, store))  # longest first: the pool balances best
-    workers = 1 if distributed.launched() else cfg.workers
+    workers = cfg.workers if resolve_device(cfg.optim.device).type == "cpu" else 1  # one GPU: one run at a time
+    # in workers, the runs with the largest encoders (forward FLOPs) start first: the pool balances best
+    order = sorted(cfg.runs, key=lambda r: -forward_flops(r, store)) if workers > 1 else list(cfg.runs)
     done = run_jobs(_train_run, order, state=opened(store), reopen=opened, workers=workers,
                     threads=worker_threads(cfg.num_threads), desc="pretrain")
     trained = {r.name: result for r, result in zip(order, done)}
