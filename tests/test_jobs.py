@@ -7,7 +7,7 @@ from functools import partial
 import pytest
 import torch
 
-from ecgstudy.engine.jobs import run_jobs, worker_threads
+from ecgstudy.engine.jobs import effective_workers, run_jobs
 from ecgstudy.progress import MODE_ENV
 
 
@@ -73,5 +73,7 @@ def test_a_single_job_runs_here_at_the_workers_thread_count():
         torch.set_num_threads(before)
 
 
-def test_worker_threads():
-    assert worker_threads(0) == 1 and worker_threads(3) == 3
+def test_workers_default_to_one_thread_and_a_gpu_gets_one_job_at_a_time():
+    out = run_jobs(_job, [1, 2], state=None, reopen=partial(_opened, 0), workers=2, threads=0)
+    assert {o[2] for o in out} == {1} and os.getpid() not in {o[1] for o in out}  # num_threads 0: one per worker
+    assert effective_workers(2, "cpu") == 2 and effective_workers(2, "cuda") == 1 and effective_workers(0) == 1

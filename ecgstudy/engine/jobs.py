@@ -28,6 +28,10 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+import torch
+
+from ecgstudy.engine import distributed
+
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,8 +41,6 @@ _STATE: Any = None  # a worker's opened inputs (set once by _start)
 
 def _start(reopen: Callable[[], Any], threads: int) -> None:
     """Worker initialiser: its thread count, no progress bars, the stage's inputs opened once."""
-    import torch
-
     from ecgstudy.progress import MODE_ENV
 
     global _STATE
@@ -51,13 +53,16 @@ def _call(job: Callable[[Any, Any], Any], item: Any) -> Any:
     return job(_STATE, item)
 
 
-def worker_threads(num_threads: int) -> int:
-    """Torch threads of each worker: a stage's ``num_threads`` when set (> 0), else 1."""
-    return num_threads if num_threads > 0 else 1
+def effective_workers(workers: int, device: torch.device | str = "cpu") -> int:
+    """The worker processes :func:`run_jobs` uses: ``workers`` on a CPU; 1 on a GPU (one job at a time on it) and
+    in a torchrun process."""
+    if distributed.launched() or torch.device(device).type != "cpu":
+        return 1
+    return max(int(workers), 1)
 
 
 def run_jobs(job: Callable[[S, T], R], items: Sequence[T], *, state: S | None, reopen: Callable[[], S], workers: int,
-             threads: int, desc: str = "jobs") -> list[R]:
+             threads: int, device: torch.device | str = "cpu", desc: str = "jobs") -> list[R]:
     """``[job(state, item) for item in items]``, in ``workers`` spawned processes when ``workers`` > 1.
 
     Parameters
@@ -71,10 +76,11 @@ def run_jobs(job: Callable[[S, T], R], items: Sequence[T], *, state: S | None, r
     reopen
         A picklable callable (e.g. a ``functools.partial`` of a module-level function) that opens the same
         inputs in a worker.
-    workers, threads
-        Worker processes and torch CPU threads in each. ``workers`` <= 1 (or a torchrun process) runs the jobs
-        here with this process's threads; ``workers`` > 1 with a single item runs it here too, at ``threads``
-        threads, so that a job's numbers do not depend on how many others there are.
+    workers, threads, device
+        Worker processes and the stage's ``num_threads`` (torch CPU threads of each worker; 0 = 1); the device
+        the jobs train on. With one worker (:func:`effective_workers`: also on a GPU and under torchrun) the
+        jobs run here with this process's threads; with several and a single item, it runs here too, at the
+        workers' thread count, so that a job's numbers do not depend on how many others there are.
     desc
         Label of the progress bar and of errors.
 
@@ -82,18 +88,14 @@ def run_jobs(job: Callable[[S, T], R], items: Sequence[T], *, state: S | None, r
     once: the workers are stopped, the jobs still running or queued are dropped. A worker that dies (its
     ``reopen`` failed, or it was killed) is reported as such. An interrupt (Ctrl-C) stops the workers too.
     """
-    from ecgstudy.engine import distributed
     from ecgstudy.progress import tqdm
 
     items = list(items)
-    if workers <= 1 or distributed.launched():
-        opened = reopen() if state is None else state
-        return [job(opened, item) for item in items]
-    if len(items) <= 1:
-        import torch
-
+    workers, threads = effective_workers(workers, device), max(int(threads), 1)
+    if workers <= 1 or len(items) <= 1:
         before = torch.get_num_threads()
-        torch.set_num_threads(max(int(threads), 1))
+        if workers > 1:
+            torch.set_num_threads(threads)
         try:
             opened = reopen() if state is None else state
             return [job(opened, item) for item in items]

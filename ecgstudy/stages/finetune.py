@@ -64,7 +64,7 @@ from ecgstudy.apply.decisions import Decisions, finish_classifier
 from ecgstudy.data.labels import task_labels
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import evaluate
-from ecgstudy.engine.jobs import run_jobs, worker_threads
+from ecgstudy.engine.jobs import run_jobs
 from ecgstudy.engine.probes import embed_dataset, embed_windows, fresh_encoder, pos_weights, predict_probs, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.thresholds import parse_rule
@@ -332,13 +332,13 @@ def _context(cfg: FinetuneConfig, store_dir: Path, encoder_path: Path, models_di
 class _Group:
     """One strategy at one label fraction: the search on repeat 0, the other repeats, and what they wrote."""
 
-    rows: list[dict]  # results.csv rows (repeat x split)
-    curves: list[pd.DataFrame]  # per-epoch histories of every model trained, candidates included
-    tuning: list[dict]  # tuning.csv rows (one per searched value)
-    decided: Decisions  # repeat 0's thresholds and reliability bins
-    scores: list[tuple[tuple[str, str, str], str, np.ndarray]]  # (strategy, fraction, repeat), split, probs (N, L)
-    models: dict[str, dict]  # scores.meta["models"] entries
-    search: dict  # scores.meta["tuning"] entry
+    rows: list[dict] = field(default_factory=list)  # results.csv rows (repeat x split)
+    curves: list[pd.DataFrame] = field(default_factory=list)  # per-epoch histories of every model trained, candidates included
+    tuning: list[dict] = field(default_factory=list)  # tuning.csv rows (one per searched value)
+    decided: Decisions | None = None  # repeat 0's thresholds and reliability bins
+    scores: list[tuple[tuple[str, str, str], str, np.ndarray]] = field(default_factory=list)  # (strategy, fraction, repeat), split, probs (N, L)
+    models: dict[str, dict] = field(default_factory=dict)  # scores.meta["models"] entries
+    search: dict = field(default_factory=dict)  # scores.meta["tuning"] entry
 
 
 def _train_group(ctx: _Context, job: tuple[float, str]) -> _Group:
@@ -347,7 +347,7 @@ def _train_group(ctx: _Context, job: tuple[float, str]) -> _Group:
     fraction, strategy = job
     cfg, inp = ctx.cfg, ctx.inp
     search = Search(tuned_param(strategy), _grid(cfg, strategy), f"best-epoch validation {cfg.monitor} on repeat 0")
-    group = _Group([], [], [], None, [], {}, {})
+    group = _Group()
     for k in range(cfg.repeats):
         run_seed = repeat_seed(ctx.seed, k)
         sub = patient_subsample(inp.patients, inp.rows["train"], fraction, run_seed)
@@ -422,9 +422,8 @@ def train_all(cfg: FinetuneConfig, store_dir: str | Path, encoder_path: str | Pa
         scores.add_group(split, inp.datasets[split].y, inp.patients[inp.rows[split]], inp.labels)
     jobs = [(f, s) for f in cfg.fractions for s in cfg.strategies]
     full = sorted((j for j in jobs if j[1] not in _FROZEN), key=lambda j: -j[0])  # largest first
-    workers = cfg.workers if ctx.device.type == "cpu" else 1  # one GPU: one job at a time
-    groups = dict(zip(full, run_jobs(_train_group, full, state=ctx, workers=workers,
-                                     threads=worker_threads(cfg.num_threads), desc="finetune",
+    groups = dict(zip(full, run_jobs(_train_group, full, state=ctx, workers=cfg.workers, threads=cfg.num_threads,
+                                     device=ctx.device, desc="finetune",
                                      reopen=partial(_context, cfg, store_dir, encoder_path, models_dir, seed, leak))))
     groups.update({j: _train_group(ctx, j) for j in jobs if j[1] in _FROZEN})
     for job in jobs:

@@ -59,7 +59,7 @@ from ecgstudy.apply.cards import build_card, evaluation_entry, write_card
 from ecgstudy.data.store import ECGDataset, Store
 from ecgstudy.engine import calibration, evaluate
 from ecgstudy.engine import thresholds as th
-from ecgstudy.engine.jobs import run_jobs, worker_threads
+from ecgstudy.engine.jobs import run_jobs
 from ecgstudy.engine.probes import embed_dataset, fresh_encoder, pos_weights, train_full, train_probe
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.engine.train import TrainConfig, predict, resolve_device
@@ -522,9 +522,8 @@ def train_all(cfg: TransferConfig, store_dir: str | Path, encoder_path: str | Pa
     scores = ScoreFile(meta={"overlap": {c: ", ".join(n) for c, n in overlap.items()}, "repeats": cfg.repeats,
                              "repeat_design": _REPEAT_DESIGN, "baseline_init": ctx.twin_how, "tuning": {},
                              "full_finetune_search": "none: a fixed step budget for foundation and scratch alike"})
-    workers = cfg.workers if ctx.device.type == "cpu" else 1  # one GPU: one job at a time
-    done = run_jobs(_condition_job, list(enumerate(conditions)), state=ctx, reopen=opened, workers=workers,
-                    threads=worker_threads(cfg.num_threads), desc="transfer")
+    done = run_jobs(_condition_job, list(enumerate(conditions)), state=ctx, reopen=opened, workers=cfg.workers,
+                    threads=cfg.num_threads, device=ctx.device, desc="transfer")
     savers = [d.saver for d in done if d.saver is not None]
     for d in done:
         scores.merge(d.scores)

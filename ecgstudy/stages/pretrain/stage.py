@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from ecgstudy.engine import distributed
-from ecgstudy.engine.jobs import run_jobs, worker_threads
+from ecgstudy.engine.jobs import effective_workers, run_jobs
 from ecgstudy.engine.scores import ScoreFile
 from ecgstudy.plots import training as training_plots
 from ecgstudy.stages import artifacts
@@ -353,11 +353,12 @@ def run_pretrain(
         resume_dir = resolve(RESUME_DIR)
     opened = partial(_Inputs, cfg, Path(store_dir), models_dir, None if plots_dir is None else Path(plots_dir),
                      Path(resume_dir) if cfg.resume else None, seed)
-    workers = cfg.workers if resolve_device(cfg.optim.device).type == "cpu" else 1  # one GPU: one run at a time
+    device = resolve_device(cfg.optim.device)
     # in workers, the runs with the largest encoders (forward FLOPs) start first: the pool balances best
-    order = sorted(cfg.runs, key=lambda r: -forward_flops(r, store)) if workers > 1 else list(cfg.runs)
-    done = run_jobs(_train_run, order, state=opened(store), reopen=opened, workers=workers,
-                    threads=worker_threads(cfg.num_threads), desc="pretrain")
+    parallel = effective_workers(cfg.workers, device) > 1
+    order = sorted(cfg.runs, key=lambda r: -forward_flops(r, store)) if parallel else list(cfg.runs)
+    done = run_jobs(_train_run, order, state=opened(store), reopen=opened, workers=cfg.workers,
+                    threads=cfg.num_threads, device=device, desc="pretrain")
     trained = {r.name: result for r, result in zip(order, done)}
     runs: dict[str, RunResult] = {r.name: trained[r.name] for r in cfg.runs}
     kept = models_dir / "encoder.pt"
