@@ -424,3 +424,25 @@ def test_a_same_reader_foundation_must_be_patient_disjoint_from_main_and_rare_wh
     params["data"]["foundation"]["root"] = str(tmp_path / "found_shared")
     with pytest.raises(ValueError, match=r"in store 'foundation' and in store 'main'.*must not share patients"):
         stage.curate_source(stage_config("curate", params), tmp_path / "curated2", tmp_path)
+
+
+def test_demographics_intervals_are_over_each_subsets_own_predictions():
+    from ecgstudy.data import demographics
+    from ecgstudy.stages.curate import demographics_with_intervals
+
+    rng = np.random.default_rng(0)
+    parts, rows = [], []
+    for subset, noise in (("all", 12.0), ("healthy", 3.0)):
+        age = rng.uniform(20, 80, 200)
+        sex = rng.integers(0, 2, 200).astype(float)
+        pred = pd.DataFrame({"store": "main", "records": subset, "features": "global", "record_id": np.arange(200),
+                             "patient_id": np.arange(200), "age": age, "sex": sex,
+                             "pred_age": age + rng.normal(0, noise, 200), "pred_sex": 0.5 + 0.3 * (sex - 0.5)})
+        parts.append(pred)
+        rows.append({"store": "main", "records": subset, "features": "global", "n_features": 9, "n_records": 200,
+                     "n_patients": 200, **demographics.scores(age, sex, pred.pred_age.to_numpy(), pred.pred_sex.to_numpy())})
+    out = demographics_with_intervals(pd.DataFrame(rows, columns=demographics.COLUMNS), pd.concat(parts), seed=0,
+                                      n_boot=200)
+    assert (out.age_mae_low <= out.age_mae).all() and (out.age_mae <= out.age_mae_high).all()
+    noisy, clean = out.iloc[0], out.iloc[1]
+    assert clean.age_mae_high < noisy.age_mae_low  # each row's interval is over its own subset's predictions

@@ -60,7 +60,7 @@ def test_table_measures_known_demographics_per_store_and_skips_small_stores():
     table, pred = demographics.readability_table({"main": store, "rare": small}, seed=0,
                                                  names=("main", "rare", "absent"))
     assert list(table.columns) == demographics.COLUMNS
-    assert table["store"].tolist() == ["main"] * 3
+    assert table["store"].tolist() == ["main"] * 3 and (table["records"] == "all").all()  # no NORM column: no healthy
     assert table["features"].tolist() == ["global", "per_lead", demographics.SITE_ONLY]
     assert (table["n_records"] == 54).all()  # six records without an age are left out
     assert table.set_index("features").loc["per_lead", "n_features"] == 57
@@ -71,6 +71,25 @@ def test_table_measures_known_demographics_per_store_and_skips_small_stores():
     assert row["age_mae"] == pytest.approx(np.mean(np.abs(mine.pred_age - mine.age)))
     again, _ = demographics.readability_table({"main": store}, seed=0)
     pd.testing.assert_frame_equal(table, again)  # same seed, same numbers
+
+
+def test_healthy_records_are_read_on_their_own_without_changing_the_all_records_rows(monkeypatch):
+    store = _store()
+    without, _ = demographics.readability_table({"main": store}, seed=0)
+    records = store.records.assign(y_NORM=[int(i % 3 != 0) for i in range(len(store.records))])
+    labelled = SimpleNamespace(signals=store.signals, records=records, fs=store.fs)
+    assert demographics.readability_table({"main": labelled}, seed=0)[0]["records"].eq("all").all()  # 36 < 50
+    monkeypatch.setattr(demographics, "MIN_RECORDS", 30)
+    table, pred = demographics.readability_table({"main": labelled}, seed=0)
+    assert table["records"].tolist() == ["all"] * 3 + ["healthy"] * 3
+    pd.testing.assert_frame_equal(table[table.records == "all"].reset_index(drop=True), without)
+    healthy_known = records[(records.y_NORM == 1) & records.age.notna()]
+    assert (table.loc[table.records == "healthy", "n_records"] == len(healthy_known)).all()
+    mine = pred[pred.records == "healthy"]
+    assert set(mine.record_id) == set(healthy_known.record_id) and len(mine) == 3 * len(healthy_known)
+    per_lead = table[(table.records == "healthy") & (table.features == "per_lead")].iloc[0]
+    scored = mine[mine.features == "per_lead"]
+    assert per_lead["age_mae"] == pytest.approx(np.mean(np.abs(scored.pred_age - scored.age)))
 
 
 def test_a_missing_lead_is_blanked_not_read_as_zero_volts():

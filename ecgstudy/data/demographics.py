@@ -10,8 +10,11 @@ median-imputed features), out-of-fold over patient-grouped folds. Three feature 
 QRS, QT, Sokolow-Lyon and limb voltage, the frontal QRS and T axes, the frontal QRS-T angle and the RMSSD of the
 strip: 9 numbers), ``per_lead`` (those plus R, S, ST and T amplitude in each of the 12 leads: 57 numbers) and
 ``site_only`` (which site recorded it, one-hot: a baseline, since sites differ
-in their age and sex mix and are told apart from their signals). :func:`readability_table` also returns the
-out-of-fold predictions, so the curate stage can put patient-bootstrap intervals on them.
+in their age and sex mix and are told apart from their signals). Each store is read twice: over ``all`` its
+records of known age and sex (the case mix the study learns from) and over its ``healthy`` ones (labelled with the
+normal-ECG statement NORM), the population in which published explainable-measure models read age (Starc et al.
+2011; Lindow et al. 2022). :func:`readability_table` also returns the out-of-fold predictions, so the curate stage
+can put patient-bootstrap intervals on them.
 """
 
 from __future__ import annotations
@@ -31,9 +34,15 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 SITE_ONLY = "site_only"
 #: Columns of :func:`readability_table`.
 COLUMNS = [
-    "store", "features", "n_features", "n_records", "n_patients", "sex_auroc", "sex_balanced_accuracy", "age_mae",
+    "store", "records", "features", "n_features", "n_records", "n_patients", "sex_auroc", "sex_balanced_accuracy", "age_mae",
     "age_mae_mean_predictor", "age_r",
 ]
+#: The record subsets read per store: every record of known age and sex, and those labelled NORM.
+SUBSETS: tuple[str, ...] = ("all", "healthy")
+#: The label that marks a healthy record (PTB-XL's normal-ECG statement; the store column ``y_NORM``).
+HEALTHY_LABEL = "NORM"
+#: A store subset with fewer records of known age and sex than this gets no row.
+MIN_RECORDS = 50
 #: Per-lead measures (kinds of :func:`~ecgstudy.data.measure.measure_leads`) blanked for a missing lead.
 _PER_LEAD_KINDS = ("R", "S", "ST", "T")
 
@@ -133,21 +142,32 @@ def known_demographics(records: pd.DataFrame) -> np.ndarray:
     return np.flatnonzero(np.isfinite(age) & np.isin(sex, (0.0, 1.0)))
 
 
+def healthy_records(records: pd.DataFrame) -> np.ndarray:
+    """Row indices of ``records`` labelled :data:`HEALTHY_LABEL` (column ``y_NORM`` = 1), (N_healthy,); none when
+    the store has no such column."""
+    column = f"y_{HEALTHY_LABEL}"
+    if column not in records.columns:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(pd.to_numeric(records[column], errors="coerce").to_numpy(np.float64) == 1.0)
+
+
 def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
                       names: tuple[str, ...] = ("main",)) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """How well each feature set reads age and sex, per store of ``names``.
+    """How well each feature set reads age and sex, per store of ``names`` and record subset of :data:`SUBSETS`.
 
     Parameters
     ----------
     stores : {store name: :class:`~ecgstudy.data.store.Store`}; stores not in ``names`` are skipped, as is a
-        store with fewer than 50 records of known age and sex (no row).
-    max_records : records measured per store (a seeded sample of those with known age and sex).
+        subset with fewer than :data:`MIN_RECORDS` records of known age and sex (no row).
+    max_records : records measured per store and subset (a seeded sample of those with known age and sex; each
+        record is measured once, whichever subsets draw it).
 
     Returns
     -------
-    (table, predictions): one row per store and feature set (:data:`FEATURE_SETS`, then :data:`SITE_ONLY`
-    when the store has a ``site`` column), columns :data:`COLUMNS`; and the out-of-fold predictions, one row
-    per record and feature set (store, features, record_id, patient_id, age, sex, pred_age, pred_sex).
+    (table, predictions): one row per store, subset (column ``records``) and feature set (:data:`FEATURE_SETS`,
+    then :data:`SITE_ONLY` when the store has a ``site`` column), columns :data:`COLUMNS`; and the out-of-fold
+    predictions, one row per record, subset and feature set (store, records, features, record_id, patient_id,
+    age, sex, pred_age, pred_sex).
     """
     rows, predictions = [], []
     for name in names:
@@ -155,24 +175,31 @@ def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
             continue
         store = stores[name]
         known = known_demographics(store.records)
-        if len(known) < 50:
+        subsets = {"all": known, "healthy": np.intersect1d(known, healthy_records(store.records))}
+        draws = {}
+        for k, (subset, pool) in enumerate(subsets.items()):
+            if len(pool) >= MIN_RECORDS:
+                rng = np.random.default_rng([seed, len(name), *name.encode(), *([k] if k else [])])
+                draws[subset] = np.sort(rng.choice(pool, min(max_records, len(pool)), replace=False))
+        if not draws:
             continue
-        rng = np.random.default_rng([seed, len(name), *name.encode()])
-        picked = np.sort(rng.choice(known, min(max_records, len(known)), replace=False))
-        part = store.records.iloc[picked]
-        measured = measured_features(store.signals, picked, float(store.fs))
-        sets = {label: measured[list(columns)] for label, columns in FEATURE_SETS.items()}
-        if "site" in part.columns:
-            sets[SITE_ONLY] = pd.get_dummies(part["site"].astype(str), dtype=float)
-        age = pd.to_numeric(part["age"]).to_numpy(np.float64)
-        sex = pd.to_numeric(part["sex"]).to_numpy(np.float64)
-        for label, features in sets.items():
-            row, pred_age, pred_sex = read(features, age, sex, part["patient_id"].to_numpy(), seed=seed)
-            predictions.append(pd.DataFrame({
-                "store": name, "features": label, "record_id": part["record_id"].to_numpy() if "record_id" in part
-                else picked, "patient_id": part["patient_id"].to_numpy(), "age": age, "sex": sex,
-                "pred_age": pred_age, "pred_sex": pred_sex}))
-            rows.append({"store": name, "features": label, **row})
-    pred_columns = ["store", "features", "record_id", "patient_id", "age", "sex", "pred_age", "pred_sex"]
+        every = np.unique(np.concatenate(list(draws.values())))
+        measured = measured_features(store.signals, every, float(store.fs))
+        for subset, picked in draws.items():
+            part = store.records.iloc[picked]
+            sets = {label: measured.loc[picked, list(columns)] for label, columns in FEATURE_SETS.items()}
+            if "site" in part.columns:
+                sets[SITE_ONLY] = pd.get_dummies(part["site"].astype(str), dtype=float)
+            age = pd.to_numeric(part["age"]).to_numpy(np.float64)
+            sex = pd.to_numeric(part["sex"]).to_numpy(np.float64)
+            for label, features in sets.items():
+                row, pred_age, pred_sex = read(features, age, sex, part["patient_id"].to_numpy(), seed=seed)
+                predictions.append(pd.DataFrame({
+                    "store": name, "records": subset, "features": label,
+                    "record_id": part["record_id"].to_numpy() if "record_id" in part else picked,
+                    "patient_id": part["patient_id"].to_numpy(), "age": age, "sex": sex,
+                    "pred_age": pred_age, "pred_sex": pred_sex}))
+                rows.append({"store": name, "records": subset, "features": label, **row})
+    pred_columns = ["store", "records", "features", "record_id", "patient_id", "age", "sex", "pred_age", "pred_sex"]
     return (pd.DataFrame(rows, columns=COLUMNS),
             pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(columns=pred_columns))

@@ -172,7 +172,8 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
         for row in result.separability.itertuples()
     }
     result.metrics["demographics_readability"] = {
-        f"{row['store']}_{row['features']}": {k: v for k, v in row.items() if k not in ("store", "features")}
+        "_".join([row["store"], *([] if row["records"] == "all" else [row["records"]]), row["features"]]):
+            {k: v for k, v in row.items() if k not in ("store", "records", "features")}
         for row in result.demographics.to_dict("records")
     }
     result.metrics["stores"] = {name: {"role": s.role, "records": len(s), "patients": int(s.records["patient_id"].nunique()),
@@ -194,9 +195,10 @@ def demographics_with_intervals(table: pd.DataFrame, predictions: pd.DataFrame, 
     for col in ("sex_auroc_low", "sex_auroc_high", "age_mae_low", "age_mae_high"):
         out[col] = float("nan")
     for i, row in out.iterrows():
-        p = predictions[(predictions["store"] == row["store"]) & (predictions["features"] == row["features"])]
+        p = predictions[(predictions["store"] == row["store"]) & (predictions["records"] == row["records"])
+                        & (predictions["features"] == row["features"])]
         w = resample.patient_weights(p["patient_id"].to_numpy(), n_boot,
-                                     resample.seed_for(seed, "demographics", str(row["store"])))
+                                     resample.seed_for(seed, "demographics", str(row["store"]), str(row["records"])))
         mae = resample.weighted_means(np.abs(p["pred_age"].to_numpy() - p["age"].to_numpy()), w)
         out.loc[i, ["age_mae_low", "age_mae_high"]] = percentile_interval(mae, level)
         scored = np.isfinite(p["pred_sex"].to_numpy())
