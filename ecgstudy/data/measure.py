@@ -151,9 +151,10 @@ def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray
     -------
     (beat, fs_beat, rr_s, spread) with ``beat`` of shape (12, m) at ``fs_beat`` = 1000 Hz covering 0.3 s
     before to 0.7 s after the QRS velocity peak (sample ``round(0.3 * fs_beat)``), ``rr_s`` (B - 1,) the
-    intervals between the B detected beats in s and ``spread`` (12, m) at 1000 Hz the robust sd (1.4826 x
-    median absolute deviation) of the kept beats, low-passed at :data:`P_LOWPASS_HZ`, around their median;
-    or None when fewer than :data:`MIN_BEATS` beats are found.
+    intervals between the B detected beats in s and ``spread`` (12, k) at 1000 Hz the robust sd (1.4826 x
+    median absolute deviation) of the kept beats, low-passed at :data:`P_LOWPASS_HZ`, around their median,
+    over the beat's first 0.4 s (to 0.1 s after the QRS velocity peak); or None when fewer than
+    :data:`MIN_BEATS` beats are found.
     """
     from scipy import signal as sps
 
@@ -183,9 +184,9 @@ def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray
     if (corr > 0.9).sum() >= 2:
         beats = beats[corr > 0.9]
         med = np.median(beats, axis=0)
-    # beat-to-beat variation of the low-passed leads (what the P-wave search sees): robust sd, (12, pre + post)
-    smooth = _butter(beats, fs, min(P_LOWPASS_HZ, 0.4 * fs), "lowpass")
-    spread = 1.4826 * np.median(np.abs(smooth - np.median(smooth, axis=0)), axis=0)
+    # beat-to-beat variation of the low-passed leads before the QRS (where the P wave is searched): robust sd
+    smooth = _butter(beats[:, :, : pre + int(0.1 * fs)], fs, min(P_LOWPASS_HZ, 0.4 * fs), "lowpass")
+    spread = 1.4826 * np.median(np.abs(smooth - np.median(smooth, axis=0)), axis=0)  # (12, pre + 0.1 s)
     up = int(round(_BEAT_FS))
     g = int(np.gcd(up, int(round(fs))))
     beat, spread = (sps.resample_poly(a, up // g, int(round(fs)) // g, axis=-1, padtype="line") for a in (med, spread))
@@ -315,7 +316,7 @@ def _p_wave(beat: np.ndarray, spread: np.ndarray, fs: float, onset: int,
     Parameters
     ----------
     beat : median beat, (12, m) mV at ``fs`` (1000 Hz from :func:`_beats`), leads in :data:`LEADS` order.
-    spread : robust beat-to-beat sd of the 30 Hz low-passed beats around that median, (12, m) mV.
+    spread : robust beat-to-beat sd of the 30 Hz low-passed beats around that median, (12, k) mV, k > onset.
     fs : sampling rate of ``beat``, Hz.
     onset : sample of the global QRS onset in ``beat``.
     after_t_s : time from the previous beat's T end to this QRS onset (mean RR - QT), s; NaN: unknown.
