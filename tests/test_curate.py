@@ -366,7 +366,7 @@ def test_run_simulated_writes_every_output(tmp_path, monkeypatch):
     assert "gt_hr_bpm" in result.intervals.columns and "hr_median_abs_error_bpm" in result.metrics
     readable = result.metrics["demographics_readability"]
     assert set(readable) == {"main_global", "main_per_lead", "main_site_only"}
-    assert readable["main_per_lead"]["n_features"] == 57 and readable["main_global"]["n_features"] == 9
+    assert readable["main_per_lead"]["n_features"] == 59 and readable["main_global"]["n_features"] == 11
     assert readable["main_global"]["n_records"] == len(result.store)  # fewer than DEMOGRAPHICS_RECORDS: all
     for v in readable.values():  # patient-bootstrap intervals around the point estimates
         assert v["sex_auroc_low"] <= v["sex_auroc"] <= v["sex_auroc_high"]

@@ -63,7 +63,7 @@ def test_table_measures_known_demographics_per_store_and_skips_small_stores():
     assert table["store"].tolist() == ["main"] * 3 and (table["records"] == "all").all()  # no NORM column: no healthy
     assert table["features"].tolist() == ["global", "per_lead", demographics.SITE_ONLY]
     assert (table["n_records"] == 54).all()  # six records without an age are left out
-    assert table.set_index("features").loc["per_lead", "n_features"] == 57
+    assert table.set_index("features").loc["per_lead", "n_features"] == 59
     assert table.set_index("features").loc[demographics.SITE_ONLY, "n_features"] == 2  # two sites, one-hot
     assert len(pred) == 3 * 54 and set(pred["record_id"]) == set(store.records["record_id"][store.records["age"].notna()])
     row = table.set_index("features").loc["per_lead"]

@@ -218,3 +218,76 @@ def test_measured_axes_follow_the_intended_qrs_axis_and_the_t_wave():
     f = measure_leads(flipped, rec.fs)
     assert abs((f["qrs_axis_deg"] - m["qrs_axis_deg"]) % 360.0 - 180.0) < 1.0
     assert f["qrs_t_angle_deg"] == pytest.approx(m["qrs_t_angle_deg"], abs=1.0)
+
+
+# ----------------------------------------------------------------- global P wave: PR interval and P duration
+from ecgstudy.data.measure import P_WAVE_MEASURES  # noqa: E402
+from ecgstudy.simulate.waves import PART_P  # noqa: E402
+
+
+def _p_records(conditions, n, fs, seed0=900):
+    """``n`` records of the default sites at ``fs`` Hz: (measured PR, P duration; intended PR, P duration), (n, 4)."""
+    from ecgstudy.simulate.writer import downsample
+
+    out = []
+    for i in range(n):
+        site = default_sites()[i % 3]
+        patient = sample_patient(np.random.default_rng(seed0 + i), patient_id=i)
+        rec = simulate_record(np.random.default_rng(seed0 + i), conditions, patient, site)
+        sig = rec.signal if fs == 500 else downsample(rec.counts, 500, fs, site.lsb_uv) / 1000.0
+        m = measure_leads(sig, fs)
+        on, off = rec.physiology.p.onset_offset(PART_P)
+        out.append((m["pr_ms"], m["p_ms"], rec.truth["pr_ms"], 1000.0 * (off - on)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fs", [500, 100])
+def test_pr_and_p_duration_measure_what_was_intended(fs):
+    a = _p_records({}, 30, fs)
+    assert set(P_WAVE_MEASURES) <= set(LEAD_MEASURES)
+    ok = np.isfinite(a[:, 0]) & np.isfinite(a[:, 1])
+    assert ok.mean() >= 0.9  # sinus records: a P wave nearly always found
+    pr, p, pr_true, p_true = a[ok].T
+    assert np.ptp(pr_true) > 40.0  # the intended PRs spread enough for a correlation to mean something
+    assert np.median(np.abs(pr - pr_true)) < 6.0 and np.corrcoef(pr, pr_true)[0, 1] > 0.8
+    assert np.median(np.abs(p - p_true)) < 8.0 and np.corrcoef(p, p_true)[0, 1] > 0.5
+
+
+def test_no_p_wave_in_atrial_fibrillation():
+    a = _p_records({"AFIB": 0.5}, 20, 500)
+    assert np.isnan(a[:, 0]).mean() >= 0.8 and np.isnan(a[:, 1]).mean() >= 0.8
+
+
+def test_longer_intended_pr_and_p_give_longer_measured_ones_on_the_same_patient():
+    import dataclasses
+
+    patient = sample_patient(np.random.default_rng(3), patient_id=3, age=50.0)
+
+    def measured(pr_ms, p_ms):
+        morph = dataclasses.replace(patient.morphology, pr_ms=pr_ms, p_ms=p_ms)
+        rec = simulate_record(np.random.default_rng(3), {}, dataclasses.replace(patient, morphology=morph))
+        m = measure_leads(rec.signal, rec.fs)
+        return m["pr_ms"], m["p_ms"]
+
+    prs = [measured(pr, 95.0)[0] for pr in (125.0, 150.0, 175.0, 200.0)]
+    assert np.all(np.diff(prs) > 15.0) and np.all(np.diff(prs) < 35.0), prs
+    ps = [measured(180.0, p)[1] for p in (80.0, 100.0, 120.0)]
+    assert np.all(np.diff(ps) > 10.0) and np.all(np.diff(ps) < 30.0), ps
+
+
+def test_p_wave_is_nan_without_a_beat_locked_p_wave():
+    import dataclasses
+
+    found, missing = [], []
+    for i in range(6):  # the same patients with their P wave, and without it (P amplitude 0, noise on)
+        patient = sample_patient(np.random.default_rng(40 + i), patient_id=i)
+        for p_amp, out in ((patient.morphology.p_amp, found), (0.0, missing)):
+            morph = dataclasses.replace(patient.morphology, p_amp=p_amp)
+            rec = simulate_record(np.random.default_rng(40 + i), {}, dataclasses.replace(patient, morphology=morph),
+                                  default_sites()[i % 3])
+            out.append(measure_leads(rec.signal, rec.fs)["pr_ms"])
+    assert np.isfinite(found).all() and np.isnan(missing).mean() >= 0.8, (found, missing)
+    noise = 0.05 * np.random.default_rng(0).standard_normal((12, 5000))  # no QRS: nothing measured, no error
+    assert np.isnan(measure_leads(noise, 500)["pr_ms"])
+    paced = _p_records({"PACE": 0.5}, 6, 500)
+    assert np.isnan(paced[:, 0]).mean() >= 0.5

@@ -7,8 +7,9 @@ measures it directly, the same way on simulated and real data: the per-lead ampl
 of :func:`ecgstudy.data.measure.measure_leads` (what a computerised ECG program reports), a logistic
 regression for sex and a ridge regression for age (fixed, untuned: C = 1, alpha = 1, on standardised,
 median-imputed features), out-of-fold over patient-grouped folds. Three feature sets: ``global`` (heart rate,
-QRS, QT, Sokolow-Lyon and limb voltage, the frontal QRS and T axes, the frontal QRS-T angle and the RMSSD of the
-strip: 9 numbers), ``per_lead`` (those plus R, S, ST and T amplitude in each of the 12 leads: 57 numbers) and
+QRS, QT, Sokolow-Lyon and limb voltage, the frontal QRS and T axes, the frontal QRS-T angle, the RMSSD of the
+strip, the PR interval and the P duration: 11 numbers), ``per_lead`` (those plus R, S, ST and T amplitude in each
+of the 12 leads: 59 numbers) and
 ``site_only`` (which site recorded it, one-hot: a baseline, since sites differ
 in their age and sex mix and are told apart from their signals). Each store is read twice: over ``all`` its
 records of known age and sex (the case mix the study learns from) and over its ``healthy`` ones (labelled with the
@@ -23,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from ecgstudy.data.leads import LEADS
-from ecgstudy.data.measure import AXIS_RHYTHM_MEASURES, GLOBAL_MEASURES, LEAD_MEASURES, measure_leads
+from ecgstudy.data.measure import AXIS_RHYTHM_MEASURES, GLOBAL_MEASURES, LEAD_MEASURES, P_WAVE_MEASURES, measure_leads
 
 #: The measured feature sets compared: name -> measures of :data:`~ecgstudy.data.measure.LEAD_MEASURES`.
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "global": GLOBAL_MEASURES + ("hr_bpm",) + AXIS_RHYTHM_MEASURES,
+    "global": GLOBAL_MEASURES + ("hr_bpm",) + AXIS_RHYTHM_MEASURES + P_WAVE_MEASURES,
     "per_lead": LEAD_MEASURES,
 }
 #: The baseline feature set: the recording site, one-hot.
@@ -48,7 +49,7 @@ _PER_LEAD_KINDS = ("R", "S", "ST", "T")
 
 
 def measured_features(signals: np.ndarray, rows: np.ndarray, fs: float) -> pd.DataFrame:
-    """:func:`~ecgstudy.data.measure.measure_leads` of each record in ``rows``: (len(rows), 57) frame.
+    """:func:`~ecgstudy.data.measure.measure_leads` of each record in ``rows``: (len(rows), 59) frame.
 
     ``signals`` is (N, 12, T) mV at ``fs`` Hz (a memory map is read one record at a time). A missing lead
     (NaN, or flat: a disconnected electrode) is measured as zeros so the other leads can be, and its own

@@ -16,6 +16,9 @@ clean synthetic signals, see RESEARCH.md), then takes per-beat medians:
   root-mean-square over the leads, extended to the baseline; Postema & Wilde 2014); Sokolow-Lyon voltage
   (S in V1 + the larger R in V5/V6) and the largest limb-lead QRS amplitude on the median beat.
 
+- :func:`measure_leads` adds per-lead amplitudes, axes, the 10-s RMSSD and a global P wave (PR interval and
+  P duration: boundaries where the spatial velocity of the low-passed leads falls below a fraction of its peak).
+
 Whatever cannot be measured comes back as NaN rather than an exception. :func:`interval_table` gives the
 per-condition medians over a sample of records, for both measurers and the intended (ground-truth)
 values (the curate stage's "intervals by condition" table).
@@ -129,10 +132,10 @@ def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, float
     (beat (12, m) at ``fs_beat`` = 1000 Hz, fs_beat, mean RR in s) as :func:`_beats` finds them, or None.
     """
     made = _beats(signal, fs)
-    return None if made is None else made[:2] + (float(np.mean(made[2])),)
+    return None if made is None else (made[0], made[1], float(np.mean(made[2])))
 
 
-def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray] | None:
+def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray] | None:
     """The median beat of a 12-lead record, aligned on the peak of the QRS spatial velocity, and the RR
     intervals between the detected beats.
 
@@ -146,9 +149,12 @@ def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray
 
     Returns
     -------
-    (beat, fs_beat, rr_s) with ``beat`` of shape (12, m) at ``fs_beat`` = 1000 Hz covering 0.3 s
-    before to 0.7 s after the QRS velocity peak (sample ``round(0.3 * fs_beat)``) and ``rr_s`` (B - 1,) the
-    intervals between the B detected beats in s, or None when fewer than :data:`MIN_BEATS` beats are found.
+    (beat, fs_beat, rr_s, spread) with ``beat`` of shape (12, m) at ``fs_beat`` = 1000 Hz covering 0.3 s
+    before to 0.7 s after the QRS velocity peak (sample ``round(0.3 * fs_beat)``), ``rr_s`` (B - 1,) the
+    intervals between the B detected beats in s and ``spread`` (12, k) at 1000 Hz the robust sd (1.4826 x
+    median absolute deviation) of the kept beats, low-passed at :data:`P_LOWPASS_HZ`, around their median,
+    over the beat's first 0.4 s (to 0.1 s after the QRS velocity peak); or None when fewer than
+    :data:`MIN_BEATS` beats are found.
     """
     from scipy import signal as sps
 
@@ -176,11 +182,15 @@ def _beats(signal: np.ndarray, fs: float) -> tuple[np.ndarray, float, np.ndarray
     ref = med[live, core].ravel()
     corr = np.array([np.corrcoef(b[live, core].ravel(), ref)[0, 1] for b in beats])
     if (corr > 0.9).sum() >= 2:
-        med = np.median(beats[corr > 0.9], axis=0)
+        beats = beats[corr > 0.9]
+        med = np.median(beats, axis=0)
+    # beat-to-beat variation of the low-passed leads before the QRS (where the P wave is searched): robust sd
+    smooth = _butter(beats[:, :, : pre + int(0.1 * fs)], fs, min(P_LOWPASS_HZ, 0.4 * fs), "lowpass")
+    spread = 1.4826 * np.median(np.abs(smooth - np.median(smooth, axis=0)), axis=0)  # (12, pre + 0.1 s)
     up = int(round(_BEAT_FS))
     g = int(np.gcd(up, int(round(fs))))
-    beat = sps.resample_poly(med, up // g, int(round(fs)) // g, axis=-1, padtype="line")
-    return beat, _BEAT_FS, rr
+    beat, spread = (sps.resample_poly(a, up // g, int(round(fs)) // g, axis=-1, padtype="line") for a in (med, spread))
+    return beat, _BEAT_FS, rr, np.maximum(spread, 0.0)
 
 
 def measure_global(signal: np.ndarray, fs: float) -> dict[str, float]:
@@ -216,6 +226,11 @@ def measure_leads(signal: np.ndarray, fs: float) -> dict[str, float]:
     of successive RR differences between detected beats, intervals more than 20 % from the median RR left
     out as ectopic), the 10-s heart-rate variability of van den Berg et al. 2018 and Tegegne et al. 2019.
 
+    And :data:`P_WAVE_MEASURES`: the PR interval (P onset to global QRS onset) and the P-wave duration (ms) of a
+    global P wave delineated on the median beat (1 kHz) over the independent leads low-passed at 30 Hz, its
+    boundaries where the spatial velocity falls below a fixed fraction of its peak (:func:`_p_wave`); NaN when
+    no single, beat-locked P wave precedes the QRS (AF, flutter, pacing, P on T, PR beyond ~230 ms).
+
     Parameters
     ----------
     signal : array of shape (12, n_samples) at ``fs`` Hz in mV, leads in :data:`LEADS` order.
@@ -230,8 +245,10 @@ def measure_leads(signal: np.ndarray, fs: float) -> dict[str, float]:
 
 #: Axes and 10-s heart-rate variability of :func:`measure_leads` (besides the amplitudes).
 AXIS_RHYTHM_MEASURES: tuple[str, ...] = ("qrs_axis_deg", "t_axis_deg", "qrs_t_angle_deg", "rmssd_ms")
+#: The global P wave of :func:`measure_leads`: PR interval and P duration, ms.
+P_WAVE_MEASURES: tuple[str, ...] = ("pr_ms", "p_ms")
 #: What :func:`measure_leads` returns.
-LEAD_MEASURES: tuple[str, ...] = GLOBAL_MEASURES + ("hr_bpm",) + AXIS_RHYTHM_MEASURES + tuple(
+LEAD_MEASURES: tuple[str, ...] = GLOBAL_MEASURES + ("hr_bpm",) + AXIS_RHYTHM_MEASURES + P_WAVE_MEASURES + tuple(
     f"{kind}_{lead}" for kind in ("R", "S", "ST", "T") for lead in LEADS
 )
 
@@ -244,7 +261,7 @@ def _measure(signal: np.ndarray, fs: float, per_lead: bool) -> dict[str, float]:
         made = _beats(signal, fs)
     if made is None:
         return out
-    beat, bfs, rr = made
+    beat, bfs, rr, spread = made
     mean_rr = float(np.mean(rr))
     if per_lead:
         out["hr_bpm"] = 60.0 / mean_rr
@@ -276,7 +293,83 @@ def _measure(signal: np.ndarray, fs: float, per_lead: bool) -> dict[str, float]:
     if per_lead:
         _lead_amplitudes(out, beat - base, bfs, onset, offset)
         _axes(out, beat - base, bfs, onset, offset, out["qt_ms"])
+        out["pr_ms"], out["p_ms"] = _p_wave(beat, spread, bfs, onset, after_t_s=mean_rr - out["qt_ms"] / 1000.0)
     return out
+
+
+P_LOWPASS_HZ = 30.0  # the P wave is searched on the leads low-passed at this cut-off, Hz
+# P boundaries: spatial velocity above this fraction of its peak (a smooth, Gaussian-like wave's velocity is
+# about 20 % of its peak where the wave itself is about 5 % of its peak)
+P_FRACTION = 0.2
+P_MIN_RATIO = 3.0  # the P peak magnitude is at least this many times the beat-to-beat variation (time-locked)
+P_SINGLE = 0.4  # outside the P wave the velocity stays below this fraction of its peak (one wave)
+_P_MARGIN_S = 0.02  # the search starts this long after the median beat's start (or the previous T end), s
+_P_GAP_S = 0.02  # the P peak lies at least this long before the QRS onset, s
+_P_REF_S = 0.01  # reference level: the mean of the leads over this long before the QRS onset, s
+_P_QUIET_S = 0.008  # the P wave starts / ends where the velocity stays below its threshold this long, s
+
+
+def _p_wave(beat: np.ndarray, spread: np.ndarray, fs: float, onset: int,
+            after_t_s: float = float("nan")) -> tuple[float, float]:
+    """(PR, P duration) in ms of a median beat: a global P wave over the eight independent leads.
+
+    Parameters
+    ----------
+    beat : median beat, (12, m) mV at ``fs`` (1000 Hz from :func:`_beats`), leads in :data:`LEADS` order.
+    spread : robust beat-to-beat sd of the 30 Hz low-passed beats around that median, (12, k) mV, k > onset.
+    fs : sampling rate of ``beat``, Hz.
+    onset : sample of the global QRS onset in ``beat``.
+    after_t_s : time from the previous beat's T end to this QRS onset (mean RR - QT), s; NaN: unknown.
+
+    Method: the independent leads (I, II, V1-V6) low-passed at :data:`P_LOWPASS_HZ` are searched from the
+    beat's start (or just after the previous T wave, at fast rates) to the QRS onset. The P wave is the
+    largest spatial magnitude (length of the lead vector relative to its level in the 10 ms before the QRS
+    onset) at least 20 ms before the QRS onset; it must stand :data:`P_MIN_RATIO` times above the
+    beat-to-beat variation (a wave not time-locked to the QRS, as AF's f-waves, averages away in the median
+    but not in the spread). Its onset and offset are found as the QRS's are: walking out from the peak to
+    where the spatial velocity stays below :data:`P_FRACTION` of its peak in the P wave for 8 ms. Outside
+    the wave the velocity must stay below :data:`P_SINGLE` of that peak (one wave: not flutter waves, not a
+    T wave). PR = P onset to QRS onset, P duration = onset to offset.
+
+    Returns
+    -------
+    (pr_ms, p_ms); both NaN when no single P wave is found (AF, flutter, pacing, P on the T wave at fast
+    rates, a PR longer than the window of about 230 ms), p_ms alone NaN when the P wave runs into the QRS.
+    """
+    nan = (float("nan"), float("nan"))
+    live = [i for i in _INDEPENDENT if np.ptp(beat[i]) > 0.02]
+    ref_n = max(int(round(_P_REF_S * fs)), 1)
+    start = int(round(_P_MARGIN_S * fs))
+    if np.isfinite(after_t_s):  # the previous beat's T wave ends about this long before the QRS onset
+        start = max(start, onset - int(round((after_t_s - _P_MARGIN_S) * fs)))
+    gap = int(round(_P_GAP_S * fs))
+    quiet = max(int(round(_P_QUIET_S * fs)), 1)
+    if len(live) < 2 or onset - gap - start < int(round(0.04 * fs)):
+        return nan
+    x = _butter(beat[live], fs, P_LOWPASS_HZ, "lowpass")
+    ref = x[:, onset - ref_n : onset].mean(axis=1, keepdims=True)
+    mag = np.sqrt(((x[:, start:onset] - ref) ** 2).sum(axis=0))  # (onset - start,) from the window's start
+    vel = _velocity(x, fs)[start:onset]
+    end = len(vel) - gap  # the QRS onset's own rise is left out
+    peak = int(np.argmax(mag[:end]))
+    variation = float(np.sqrt((spread[live, start:onset] ** 2).sum(axis=0).mean()))
+    if not mag[peak] >= P_MIN_RATIO * variation:
+        return nan
+    vpeak = float(vel[max(peak - int(0.06 * fs), 0) : min(peak + int(0.06 * fs), end)].max())
+    below = vel < P_FRACTION * vpeak
+    p_on = peak
+    while p_on > quiet and not below[p_on - quiet : p_on].all():
+        p_on -= 1
+    if p_on <= quiet:
+        return nan  # the P wave starts before the window (a long PR) or never returns to the baseline
+    p_off = peak
+    while p_off < end and not below[p_off : p_off + quiet].all():
+        p_off += 1
+    outside = np.concatenate([vel[: p_on - quiet], vel[p_off + quiet : end]])
+    if outside.size and outside.max() > P_SINGLE * vpeak:
+        return nan
+    pr_ms = 1000.0 * (len(mag) - p_on) / fs
+    return pr_ms, (1000.0 * (p_off - p_on) / fs if p_off < end else float("nan"))
 
 
 def frontal_axis_from_areas(lead_i: float, lead_avf: float) -> float:
