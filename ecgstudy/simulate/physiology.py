@@ -8,7 +8,8 @@ wave components of one beat (P relative to the P onset; QRS, ST and T relative t
 the conditions in :mod:`ecgstudy.simulate.conditions` then modify.
 
 Normal ranges (sources in SOURCES.md): heart rate, PR, P, QRS, QTc and frontal axis by age and sex from
-Mason et al. 2007, Rijnbeek et al. 2014 and the ELSA-Brasil sex differences (Pinto-Filho et al. 2017); QRS
+Mason et al. 2007, Rijnbeek et al. 2014 and the ELSA-Brasil sex differences (Pinto-Filho et al. 2017), P duration
+by age, height, sex and BMI from the CoLaus population (BMJ Open 2020); QRS
 voltages larger in men, falling 6.5 %/decade in men (Pipberger et al. 1967) and, in women, in the inferior and
 posterior forces only (Nemati et al. 1978; Rijnbeek et al. 2014); T amplitude 25 % greater in men and falling
 with age (Gambill et al. 1995); the normal J-point/ST elevation in V1-V4, >= 0.1 mV in 91 % of young men, fewer
@@ -83,6 +84,13 @@ QRS_AXIS_PER_YEAR = -0.45
 # leftward QRS axis, Ziegler & Bloomfield 1970), so the frontal QRS-T angle widens in older people (Giovanardi
 # et al. 2022; Br J Cardiol 2019): each patient's T wave is oriented as the heart would be without the age part
 # of the axis shift (``Morphology.t_turn_deg``, by ``record.build_physiology``).
+# P-wave duration in the general population (CoLaus|PsyCoLaus, BMJ Open 2020; 3,459 adults 62 +/- 10 y; adjusted
+# coefficients of a multivariable model):
+# +0.29 ms per year of age, +0.32 ms per cm of height, men 2.1 ms longer than women, obese 3 ms longer than
+# normal-weight people (read as +0.3 ms per BMI unit: a modelling choice). Normal upper limit 120 ms (Hancock
+# et al. 2009); longer P waves are the LAO/LAE statement's (clinical_effects.P_MITRALE_MS).
+P_MS_PER_YEAR, P_MS_PER_CM, P_MS_MEN, P_MS_PER_BMI = 0.29, 0.32, 2.1, 0.3
+P_MS_MAX = 120.0
 # Respiratory sinus arrhythmia falls with age (Umetani et al. 1998) until 60 y and stays level after it (10-s
 # RMSSD percentiles, Tegegne et al. 2019: the Lifelines cohort).
 RSA_AGE_PLATEAU = 60.0
@@ -98,6 +106,13 @@ J_POINT_SD = 0.3  # log-normal spread of the J elevation between people (modelli
 _J_MEN_YOUNG = 0.1 * float(np.exp(1.34 * J_POINT_SD))  # 91 % above 0.1 mV at 20 y
 _J_MEN_OLD = 0.1 * float(np.exp(-1.08 * J_POINT_SD))  # 14 % above 0.1 mV at 85 y
 _J_WOMEN = 0.1 * float(np.exp(-0.84 * J_POINT_SD))  # 20 % above 0.1 mV at any age
+
+
+def p_duration_mean_ms(age: float, male: float, height_cm: float, bmi: float) -> float:
+    """Mean normal P duration (ms) of a person of ``age`` years, ``height_cm`` and ``bmi`` (``male`` 1 or 0): the
+    adjusted CoLaus coefficients (:data:`P_MS_PER_YEAR` etc.) around a 100-ms mean at 50 y, 170 cm and BMI 26."""
+    return (100.0 + P_MS_PER_YEAR * (age - 50.0) + P_MS_PER_CM * (height_cm - 170.0) + P_MS_MEN * male
+            + P_MS_PER_BMI * (bmi - 26.0))
 
 
 def t_age_factor(age: float) -> float:
@@ -223,7 +238,7 @@ def sample_patient(
         p_amp=float(np.exp(rng.normal(0.0, 0.2))),
         qrs_ms=truncated_normal(rng, 87.0 + 6.0 * male + 0.06 * (age - 50.0), 7.0, 72.0, 106.0),
         pr_ms=truncated_normal(rng, 155.0 + 6.0 * male + 0.3 * (age - 50.0), 17.0, 120.0, 198.0),
-        p_ms=truncated_normal(rng, 100.0 + 4.0 * male + 0.15 * (age - 50.0), 9.0, 78.0, 116.0),
+        p_ms=truncated_normal(rng, p_duration_mean_ms(age, male, height, bmi), 9.0, 78.0, P_MS_MAX),
         qtc_ms=truncated_normal(
             rng, 408.0 + 11.0 * female + 0.3 * (age - 50.0), 15.0, 370.0, 457.0 if female else 447.0
         ),
