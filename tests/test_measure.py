@@ -85,6 +85,8 @@ def test_interval_table_on_arrays_at_100_hz():
     assert table.loc["NORM", "n_records"] == 3 and table.loc["1AVB", "n_measured"] == 3
     assert table.loc["1AVB", "pr_ms"] > table.loc["NORM", "pr_ms"] + 50
     assert table.loc["1AVB", "gt_pr_ms"] > 200
+    # the global P wave, on the same sampled records as the intended median
+    assert abs(table.loc["NORM", "global_pr_ms"] - table.loc["NORM", "gt_pr_ms"]) <= 15
     table2 = interval_table((signals, {"NORM": labels.y_NORM.to_numpy()}, 100), ["NORM"], n_per_code=10)
     assert table2.loc["NORM", "n_records"] == 4
     with pytest.raises(KeyError, match="y_LVH"):

@@ -171,6 +171,7 @@ EXPECTED_SHIFTS = (
     ("CRBBB", "global_qrs_ms", "NORM"),
     ("LVH", "global_sokolow_mv", "NORM"),
     ("LNGQT", "global_qt_ms", "NORM"),
+    ("WPW", "global_pr_ms", "NORM"),  # pre-excitation shortens the PR (neurokit2 misses the delta wave)
 )
 
 

@@ -452,6 +452,10 @@ def _source_arrays(source: Any) -> tuple[Any, pd.DataFrame, float]:
     )
 
 
+#: The global measurer's columns of :func:`interval_table` (prefixed ``global_``).
+_TABLE_GLOBAL: tuple[str, ...] = GLOBAL_MEASURES + ("pr_ms",)
+
+
 def interval_table(
     store_or_arrays: Any,
     codes: Sequence[str],
@@ -476,7 +480,8 @@ def interval_table(
     -------
     DataFrame indexed by code with columns n_records, n_measured, n_measured_global; hr_bpm, pr_ms, qrs_ms,
     qt_ms, rr_cv (neurokit2 on ``lead``, medians); global_qrs_ms, global_qt_ms, global_sokolow_mv,
-    global_limb_qrs_mv (:func:`measure_global`, medians); plus the medians of the intended (ground-truth)
+    global_limb_qrs_mv (:func:`measure_global`'s measures) and global_pr_ms (the global P wave of
+    :func:`measure_leads`; NaN beyond about 230 ms, outside the median beat), medians; plus the medians of the intended (ground-truth)
     values gt_hr_bpm, gt_pr_ms, gt_qrs_ms, gt_qt_ms, gt_sokolow_mv, gt_limb_qrs_mv when the records carry
     them. neurokit2's prominence delineator takes the QRS as the bases of the R wave within a 100 ms
     window, so its qrs_ms never exceeds 100 ms: QRS width is checked by the global measurer.
@@ -493,14 +498,14 @@ def interval_table(
             idx = np.sort(rng.choice(idx, n_per_code, replace=False))
         measured = [measure_intervals(np.asarray(signals[i]), fs, lead) for i in idx]
         frame = pd.DataFrame(measured, columns=list(MEASURES))
-        glob = pd.DataFrame([measure_global(np.asarray(signals[i]), fs) for i in idx], columns=list(GLOBAL_MEASURES))
+        glob = pd.DataFrame([measure_leads(np.asarray(signals[i]), fs) for i in idx], columns=list(_TABLE_GLOBAL))
         row: dict[str, Any] = {
             "code": code, "n_records": int(idx.size), "n_measured": int(frame["hr_bpm"].notna().sum()),
             "n_measured_global": int(glob["qrs_ms"].notna().sum()),
         }
         for k in MEASURES:
             row[k] = float(frame[k].median()) if frame[k].notna().any() else float("nan")
-        for k in GLOBAL_MEASURES:
+        for k in _TABLE_GLOBAL:
             row[f"global_{k}"] = float(glob[k].median()) if glob[k].notna().any() else float("nan")
         for k in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "sokolow_mv", "limb_qrs_mv"):
             gt = f"gt_{k}"
