@@ -76,14 +76,17 @@ def test_table_measures_known_demographics_per_store_and_skips_small_stores():
 def test_healthy_records_are_read_on_their_own_without_changing_the_all_records_rows(monkeypatch):
     store = _store()
     without, _ = demographics.readability_table({"main": store}, seed=0)
-    records = store.records.assign(y_NORM=[int(i % 3 != 0) for i in range(len(store.records))])
+    n = len(store.records)
+    records = store.records.assign(y_NORM=[int(i % 3 != 0) for i in range(n)], y_SR=1,  # a rhythm statement
+                                   y_IMI=[int(i % 7 == 1) for i in range(n)])  # a diagnostic one: not healthy
     labelled = SimpleNamespace(signals=store.signals, records=records, fs=store.fs)
     assert demographics.readability_table({"main": labelled}, seed=0)[0]["records"].eq("all").all()  # 36 < 50
     monkeypatch.setattr(demographics, "MIN_RECORDS", 30)
     table, pred = demographics.readability_table({"main": labelled}, seed=0)
     assert table["records"].tolist() == ["all"] * 3 + ["healthy"] * 3
     pd.testing.assert_frame_equal(table[table.records == "all"].reset_index(drop=True), without)
-    healthy_known = records[(records.y_NORM == 1) & records.age.notna()]
+    healthy_known = records[(records.y_NORM == 1) & (records.y_IMI == 0) & records.age.notna()]
+    assert 30 <= len(healthy_known) < len(records[(records.y_NORM == 1) & records.age.notna()])
     assert (table.loc[table.records == "healthy", "n_records"] == len(healthy_known)).all()
     mine = pred[pred.records == "healthy"]
     assert set(mine.record_id) == set(healthy_known.record_id) and len(mine) == 3 * len(healthy_known)

@@ -87,6 +87,8 @@ def test_interval_table_on_arrays_at_100_hz():
     assert table.loc["1AVB", "gt_pr_ms"] > 200
     # the global P wave, on the same sampled records as the intended median
     assert abs(table.loc["NORM", "global_pr_ms"] - table.loc["NORM", "gt_pr_ms"]) <= 15
+    # PR beyond the median beat's window: too few measured, so no median over a selected minority
+    assert table.loc["1AVB", "n_measured_global_pr"] < 2 and np.isnan(table.loc["1AVB", "global_pr_ms"])
     table2 = interval_table((signals, {"NORM": labels.y_NORM.to_numpy()}, 100), ["NORM"], n_per_code=10)
     assert table2.loc["NORM", "n_records"] == 4
     with pytest.raises(KeyError, match="y_LVH"):

@@ -13,7 +13,7 @@ of the 12 leads: 59 numbers) and
 ``site_only`` (which site recorded it, one-hot: a baseline, since sites differ
 in their age and sex mix and are told apart from their signals). Each store is read twice: over ``all`` its
 records of known age and sex (the case mix the study learns from) and over its ``healthy`` ones (labelled with the
-normal-ECG statement NORM), the population in which published explainable-measure models read age (Starc et al.
+normal-ECG statement NORM and no other diagnostic statement; rhythm and form statements allowed), the population in which published explainable-measure models read age (Starc et al.
 2011; Lindow et al. 2022). :func:`readability_table` also returns the out-of-fold predictions, so the curate stage
 can put patient-bootstrap intervals on them.
 """
@@ -143,13 +143,29 @@ def known_demographics(records: pd.DataFrame) -> np.ndarray:
     return np.flatnonzero(np.isfinite(age) & np.isin(sex, (0.0, 1.0)))
 
 
-def healthy_records(records: pd.DataFrame) -> np.ndarray:
-    """Row indices of ``records`` labelled :data:`HEALTHY_LABEL` (column ``y_NORM`` = 1), (N_healthy,); none when
-    the store has no such column."""
-    column = f"y_{HEALTHY_LABEL}"
-    if column not in records.columns:
+def healthy_records(records: pd.DataFrame, diagnostic: list[str]) -> np.ndarray:
+    """Row indices of ``records`` labelled :data:`HEALTHY_LABEL` (column ``y_NORM`` = 1) and no other of the
+    ``diagnostic`` statement codes (rhythm and form statements such as SR or PVC allowed), (N_healthy,); none
+    when the store has no ``y_NORM`` column. In PTB-XL a statement counts whatever its likelihood, and NORM can
+    come with other diagnostic statements: those records are not healthy here."""
+    def column(code: str) -> np.ndarray:
+        return pd.to_numeric(records[f"y_{code}"], errors="coerce").to_numpy(np.float64) == 1.0
+
+    if f"y_{HEALTHY_LABEL}" not in records.columns:
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(pd.to_numeric(records[column], errors="coerce").to_numpy(np.float64) == 1.0)
+    other = [c for c in diagnostic if c != HEALTHY_LABEL and f"y_{c}" in records.columns]
+    ill = np.any([column(c) for c in other], axis=0) if other else np.zeros(len(records), bool)
+    return np.flatnonzero(column(HEALTHY_LABEL) & ~ill)
+
+
+def diagnostic_codes(store) -> list[str]:
+    """The diagnostic statement codes of ``store``: from its ``meta["label_info"]`` when it has one, else those
+    of the packaged PTB-XL vocabulary."""
+    from ecgstudy.data.labels import Vocabulary, load_vocabulary
+
+    info = (getattr(store, "meta", None) or {}).get("label_info")
+    vocabulary = Vocabulary.from_label_info(info) if info else load_vocabulary()
+    return vocabulary.codes_of("diagnostic")
 
 
 def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
@@ -176,7 +192,8 @@ def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
             continue
         store = stores[name]
         known = known_demographics(store.records)
-        subsets = {"all": known, "healthy": np.intersect1d(known, healthy_records(store.records))}
+        healthy = healthy_records(store.records, diagnostic_codes(store))
+        subsets = {"all": known, "healthy": np.intersect1d(known, healthy)}
         draws = {}
         for k, (subset, pool) in enumerate(subsets.items()):
             if len(pool) >= MIN_RECORDS:

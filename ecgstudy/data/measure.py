@@ -481,7 +481,9 @@ def interval_table(
     DataFrame indexed by code with columns n_records, n_measured, n_measured_global; hr_bpm, pr_ms, qrs_ms,
     qt_ms, rr_cv (neurokit2 on ``lead``, medians); global_qrs_ms, global_qt_ms, global_sokolow_mv,
     global_limb_qrs_mv (:func:`measure_global`'s measures) and global_pr_ms (the global P wave of
-    :func:`measure_leads`; NaN beyond about 230 ms, outside the median beat), medians; plus the medians of the intended (ground-truth)
+    :func:`measure_leads`, measured in ``n_measured_global_pr`` records; NaN beyond about 230 ms, outside the median
+    beat, and NaN in the table when fewer than half the records were measured, as in first-degree block, AF or
+    flutter), medians; plus the medians of the intended (ground-truth)
     values gt_hr_bpm, gt_pr_ms, gt_qrs_ms, gt_qt_ms, gt_sokolow_mv, gt_limb_qrs_mv when the records carry
     them. neurokit2's prominence delineator takes the QRS as the bases of the R wave within a 100 ms
     window, so its qrs_ms never exceeds 100 ms: QRS width is checked by the global measurer.
@@ -505,8 +507,11 @@ def interval_table(
         }
         for k in MEASURES:
             row[k] = float(frame[k].median()) if frame[k].notna().any() else float("nan")
+        row["n_measured_global_pr"] = int(glob["pr_ms"].notna().sum())
         for k in _TABLE_GLOBAL:
             row[f"global_{k}"] = float(glob[k].median()) if glob[k].notna().any() else float("nan")
+        if 2 * row["n_measured_global_pr"] < idx.size:  # a median over a selected minority would mislead
+            row["global_pr_ms"] = float("nan")
         for k in ("hr_bpm", "pr_ms", "qrs_ms", "qt_ms", "sokolow_mv", "limb_qrs_mv"):
             gt = f"gt_{k}"
             if gt in records.columns:
