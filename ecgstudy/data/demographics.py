@@ -38,7 +38,7 @@ COLUMNS = [
     "store", "records", "features", "n_features", "n_records", "n_patients", "sex_auroc", "sex_balanced_accuracy", "age_mae",
     "age_mae_mean_predictor", "age_r",
 ]
-#: The record subsets read per store: every record of known age and sex, and those labelled NORM.
+#: The record subsets read per store: every record of known age and sex, and the healthy ones among them.
 SUBSETS: tuple[str, ...] = ("all", "healthy")
 #: The label that marks a healthy record (PTB-XL's normal-ECG statement; the store column ``y_NORM``).
 HEALTHY_LABEL = "NORM"
@@ -193,7 +193,7 @@ def readability_table(stores: dict, *, seed: int, max_records: int = 1000,
         store = stores[name]
         known = known_demographics(store.records)
         healthy = healthy_records(store.records, diagnostic_codes(store))
-        subsets = {"all": known, "healthy": np.intersect1d(known, healthy)}
+        subsets = dict(zip(SUBSETS, (known, np.intersect1d(known, healthy))))
         draws = {}
         for k, (subset, pool) in enumerate(subsets.items()):
             if len(pool) >= MIN_RECORDS:

@@ -172,7 +172,7 @@ def run(cfg: SimpleNamespace, root: Path | None = None) -> CurateResult:
         for row in result.separability.itertuples()
     }
     result.metrics["demographics_readability"] = {
-        "_".join([row["store"], *([] if row["records"] == "all" else [row["records"]]), row["features"]]):
+        "_".join([row["store"], *([] if row["records"] == demographics.SUBSETS[0] else [row["records"]]), row["features"]]):
             {k: v for k, v in row.items() if k not in ("store", "records", "features")}
         for row in result.demographics.to_dict("records")
     }
